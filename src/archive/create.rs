@@ -1,0 +1,402 @@
+//! Writes a Home Assistant backup: outer tar { backup.json, homeassistant.tar.gz { data/... } }.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::atomic::TempFile;
+use super::gzip::{write_gzip, ChunkWriter, GzipOptions};
+use super::metadata::{make_slug, render_backup_json, BackupInfo, NewBackupJson};
+use super::tar_header::{self, EntryType, HeaderFields, BLOCK};
+use super::walk::{walk, EntryKind, WalkEntry};
+use super::{ArchiveError, CancelFlag, Excludes, IoContext};
+
+/// Home Assistant version written when neither the caller nor the config dir's `.HA_VERSION` says.
+pub const DEFAULT_HA_VERSION: &str = "2025.4.4";
+const INNER_NAME: &str = "homeassistant.tar.gz";
+const COPY_BUFFER: usize = 256 * 1024;
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Reports `(bytes_done, bytes_total)` of file data read from the config dir.
+pub type ProgressFn<'a> = &'a (dyn Fn(u64, u64) + Sync);
+
+pub struct CreateOptions {
+    pub name: String,
+    pub include_database: bool,
+    /// `None`: Home Assistant's defaults. Custom patterns replace them.
+    pub excludes: Option<Vec<String>>,
+    pub ha_version: Option<String>,
+    pub extra: Map<String, Value>,
+    pub compresslevel: u32,
+    pub threads: usize,
+    pub worker_nice: i32,
+}
+
+impl CreateOptions {
+    pub fn new(name: impl Into<String>) -> Self {
+        CreateOptions {
+            name: name.into(),
+            include_database: true,
+            excludes: None,
+            ha_version: None,
+            extra: Map::new(),
+            compresslevel: 6,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            worker_nice: 10,
+        }
+    }
+}
+
+/// Creates the backup of `config_dir` at `dest` (a file path, or an existing directory that gets
+/// `<slug>.tar`). The file appears atomically; on failure or cancellation nothing is left behind.
+pub fn create_archive(
+    config_dir: &Path,
+    dest: &Path,
+    options: &CreateOptions,
+    cancel: &CancelFlag,
+    progress: Option<ProgressFn<'_>>,
+) -> Result<BackupInfo, ArchiveError> {
+    if options.compresslevel > 9 {
+        return Err(ArchiveError::InvalidArgument(format!(
+            "compresslevel must be 0-9, not {}",
+            options.compresslevel
+        )));
+    }
+    let excludes = match &options.excludes {
+        Some(patterns) => Excludes::new(patterns, options.include_database)?,
+        None => Excludes::defaults(options.include_database),
+    };
+    let listing = walk(config_dir, &excludes)?;
+
+    let now = chrono::Utc::now();
+    let date = now.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string();
+    let slug = make_slug(&date, &options.name);
+    let ha_version = match &options.ha_version {
+        Some(v) => v.clone(),
+        None => read_ha_version(config_dir),
+    };
+    let backup_json = render_backup_json(&NewBackupJson {
+        date: &date,
+        name: &options.name,
+        slug: &slug,
+        instance_id: &read_instance_id(config_dir),
+        extra: &options.extra,
+        exclude_database: !options.include_database,
+        ha_version: &ha_version,
+        protected: false,
+    });
+
+    let dest = if dest.is_dir() { dest.join(format!("{slug}.tar")) } else { dest.to_path_buf() };
+    let mut temp = TempFile::create_beside(&dest)?;
+    let temp_path = temp.path().to_path_buf();
+    let mtime = now.timestamp();
+    let size = write_outer(temp.file(), &temp_path, &backup_json, mtime, |out| {
+        let gzip = GzipOptions {
+            level: options.compresslevel,
+            threads: options.threads,
+            worker_nice: options.worker_nice,
+        };
+        let mut reporter = Reporter::new(progress, listing.file_bytes);
+        let summary = write_gzip(out, &temp_path, &gzip, cancel, |chunks| {
+            write_inner_tar(chunks, &listing.entries, cancel, &mut reporter)
+        })?;
+        reporter.finish();
+        Ok(summary.compressed)
+    })?;
+    cancel.check()?;
+    let sha256 = sha256_of(temp.file(), &temp_path, cancel)?;
+    temp.commit(&dest)?;
+
+    Ok(BackupInfo {
+        slug,
+        name: options.name.clone(),
+        date,
+        size,
+        path: Some(dest),
+        protected: false,
+        compressed: true,
+        homeassistant_version: Some(ha_version),
+        database_included: options.include_database,
+        sha256: Some(sha256),
+        extra: options.extra.clone(),
+    })
+}
+
+/// Writes the outer tar around the inner member that `inner` streams; returns the file size.
+fn write_outer<F>(file: &mut File, path: &Path, backup_json: &[u8], mtime: i64, inner: F) -> Result<u64, ArchiveError>
+where
+    F: FnOnce(&mut BufWriter<&mut File>) -> Result<u64, ArchiveError>,
+{
+    let mut head = tar_header::encode(&member_header("./backup.json", backup_json.len() as u64, mtime));
+    head.extend_from_slice(backup_json);
+    tar_header::pad_to_block(&mut head);
+    let inner_header_at = head.len() as u64;
+    // The inner member's size is known only at the end: write a placeholder and patch it.
+    head.extend_from_slice(&tar_header::encode(&member_header(INNER_NAME, 0, mtime)));
+
+    let mut out = BufWriter::with_capacity(1024 * 1024, &mut *file);
+    out.write_all(&head).at(path)?;
+    let inner_len = inner(&mut out)?;
+    let padding = tar_header::padding_after(inner_len) as u64;
+    let members_len = head.len() as u64 + inner_len + padding;
+    let trailer = tar_header::trailer_len(members_len);
+    out.write_all(&vec![0u8; (padding + trailer) as usize]).at(path)?;
+    out.flush().at(path)?;
+    drop(out);
+
+    let header = tar_header::encode(&member_header(INNER_NAME, inner_len, mtime));
+    file.seek(SeekFrom::Start(inner_header_at)).at(path)?;
+    file.write_all(&header).at(path)?;
+    Ok(members_len + trailer)
+}
+
+fn member_header(name: &str, size: u64, mtime: i64) -> HeaderFields<'_> {
+    HeaderFields {
+        name,
+        entry_type: EntryType::File,
+        size,
+        mode: 0o644,
+        mtime,
+        uid: 0,
+        gid: 0,
+        link_name: "",
+    }
+}
+
+fn write_inner_tar(
+    out: &mut ChunkWriter,
+    entries: &[WalkEntry],
+    cancel: &CancelFlag,
+    reporter: &mut Reporter<'_>,
+) -> Result<(), ArchiveError> {
+    let mut written = 0u64;
+    let mut buffer = vec![0u8; COPY_BUFFER];
+    for entry in entries {
+        cancel.check()?;
+        written += match entry.kind {
+            EntryKind::Directory => write_directory(out, entry)?,
+            EntryKind::Symlink => write_symlink(out, entry)?,
+            EntryKind::File => write_file(out, entry, &mut buffer, reporter)?,
+        };
+    }
+    let trailer = vec![0u8; tar_header::trailer_len(written) as usize];
+    out.write_all(&trailer).map_err(|e| pipeline_error(e, "inner tar"))
+}
+
+fn arcname(entry: &WalkEntry) -> String {
+    if entry.relative.is_empty() {
+        "data".to_string()
+    } else {
+        format!("data/{}", entry.relative)
+    }
+}
+
+fn pipeline_error(e: io::Error, what: &str) -> ArchiveError {
+    match e.kind() {
+        io::ErrorKind::Interrupted => ArchiveError::Cancelled,
+        _ => ArchiveError::InvalidArgument(format!("compression stopped while writing {what}: {e}")),
+    }
+}
+
+fn write_directory(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, ArchiveError> {
+    let meta = match fs::symlink_metadata(&entry.full) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vanished(entry)),
+        Err(e) => return Err(ArchiveError::io(&entry.full, e)),
+    };
+    // Python's tarfile and GNU tar name directories with a trailing slash.
+    let name = format!("{}/", arcname(entry));
+    emit(out, &HeaderFields {
+        name: &name,
+        entry_type: EntryType::Directory,
+        size: 0,
+        mode: meta.mode(),
+        mtime: meta.mtime(),
+        uid: u64::from(meta.uid()),
+        gid: u64::from(meta.gid()),
+        link_name: "",
+    })
+}
+
+fn write_symlink(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, ArchiveError> {
+    let (meta, target) = match fs::symlink_metadata(&entry.full).and_then(|m| Ok((m, fs::read_link(&entry.full)?))) {
+        Ok(found) => found,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vanished(entry)),
+        Err(e) => return Err(ArchiveError::io(&entry.full, e)),
+    };
+    let Some(target) = target.to_str() else {
+        log::warn!(target: "habackup.archive", "{}: link target is not UTF-8; skipped", entry.full.display());
+        return Ok(0);
+    };
+    emit(out, &HeaderFields {
+        name: &arcname(entry),
+        entry_type: EntryType::Symlink,
+        size: 0,
+        mode: meta.mode(),
+        mtime: meta.mtime(),
+        uid: u64::from(meta.uid()),
+        gid: u64::from(meta.gid()),
+        link_name: target,
+    })
+}
+
+fn emit(out: &mut ChunkWriter, fields: &HeaderFields<'_>) -> Result<u64, ArchiveError> {
+    let header = tar_header::encode(fields);
+    out.write_all(&header).map_err(|e| pipeline_error(e, fields.name))?;
+    Ok(header.len() as u64)
+}
+
+fn vanished(entry: &WalkEntry) -> u64 {
+    log::warn!(target: "habackup.archive", "{} vanished while it was backed up; skipped", entry.full.display());
+    0
+}
+
+/// Stores a file at the size it has when opened: a live file that grows is cut there, one that
+/// shrinks is padded with zeros, so the header never lies.
+fn write_file(
+    out: &mut ChunkWriter,
+    entry: &WalkEntry,
+    buffer: &mut [u8],
+    reporter: &mut Reporter<'_>,
+) -> Result<u64, ArchiveError> {
+    // O_NOFOLLOW/O_NONBLOCK: a path swapped for a symlink or a FIFO since the walk is never
+    // followed or waited on.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&entry.full);
+    let mut file = match file {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vanished(entry)),
+        Err(e) => return Err(ArchiveError::io(&entry.full, e)),
+    };
+    let meta = file.metadata().at(&entry.full)?;
+    if !meta.is_file() {
+        log::warn!(target: "habackup.archive", "{} is no longer a regular file; skipped", entry.full.display());
+        return Ok(0);
+    }
+    let size = meta.len();
+    let name = arcname(entry);
+    let header_len = emit(out, &HeaderFields {
+        name: &name,
+        entry_type: EntryType::File,
+        size,
+        mode: meta.mode(),
+        mtime: meta.mtime(),
+        uid: u64::from(meta.uid()),
+        gid: u64::from(meta.gid()),
+        link_name: "",
+    })?;
+    let mut remaining = size;
+    while remaining > 0 {
+        let want = remaining.min(buffer.len() as u64) as usize;
+        let n = match file.read(&mut buffer[..want]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(ArchiveError::io(&entry.full, e)),
+        };
+        if n == 0 {
+            log::warn!(
+                target: "habackup.archive",
+                "{} shrank while it was backed up; padded {remaining} bytes with zeros",
+                entry.full.display()
+            );
+            write_zeros(out, remaining, buffer, &name)?;
+            reporter.add(remaining);
+            break;
+        }
+        out.write_all(&buffer[..n]).map_err(|e| pipeline_error(e, &name))?;
+        remaining -= n as u64;
+        reporter.add(n as u64);
+    }
+    let padding = tar_header::padding_after(size);
+    out.write_all(&[0u8; BLOCK][..padding]).map_err(|e| pipeline_error(e, &name))?;
+    Ok(header_len + size + padding as u64)
+}
+
+fn write_zeros(out: &mut ChunkWriter, count: u64, buffer: &mut [u8], name: &str) -> Result<(), ArchiveError> {
+    buffer.fill(0);
+    let mut left = count;
+    while left > 0 {
+        let n = left.min(buffer.len() as u64) as usize;
+        out.write_all(&buffer[..n]).map_err(|e| pipeline_error(e, name))?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+struct Reporter<'a> {
+    callback: Option<ProgressFn<'a>>,
+    done: u64,
+    total: u64,
+    last: Instant,
+}
+
+impl<'a> Reporter<'a> {
+    fn new(callback: Option<ProgressFn<'a>>, total: u64) -> Self {
+        Reporter {
+            callback,
+            done: 0,
+            total,
+            last: Instant::now(),
+        }
+    }
+
+    fn add(&mut self, n: u64) {
+        self.done += n;
+        // Files can grow after the walk; never report more done than total.
+        self.total = self.total.max(self.done);
+        if let Some(cb) = self.callback {
+            if self.last.elapsed() >= PROGRESS_INTERVAL {
+                self.last = Instant::now();
+                cb(self.done, self.total);
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(cb) = self.callback {
+            cb(self.done, self.done);
+        }
+    }
+}
+
+/// The outer header is patched after the data, so the digest is taken by reading the file back
+/// (from the page cache) once it is complete.
+fn sha256_of(file: &mut File, path: &Path, cancel: &CancelFlag) -> Result<String, ArchiveError> {
+    file.seek(SeekFrom::Start(0)).at(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1024 * 1024];
+    loop {
+        cancel.check()?;
+        let n = file.read(&mut buffer).at(path)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buffer[..n]);
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn read_ha_version(config_dir: &Path) -> String {
+    fs::read_to_string(config_dir.join(".HA_VERSION"))
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s.len() < 64)
+        .unwrap_or_else(|| DEFAULT_HA_VERSION.to_string())
+}
+
+/// Home Assistant's instance id lives in `.storage/core.uuid`; a config dir without one (never
+/// started) gets a fresh id.
+fn read_instance_id(config_dir: &Path) -> String {
+    let stored: Option<String> = fs::read(config_dir.join(".storage").join("core.uuid"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|v| v.get("data")?.get("uuid")?.as_str().map(str::to_string));
+    stored.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}

@@ -1,0 +1,283 @@
+//! Home Assistant's exclude patterns.
+//!
+//! Home Assistant matches each pattern as `PurePath("data/<path>").full_match("data/<pattern>")`:
+//! anchored at the top of the config dir, `*`, `?` and `[...]` stay inside one path segment, and a
+//! `**` segment spans any number of segments (zero included).
+
+use super::ArchiveError;
+
+/// The patterns Home Assistant leaves out of every backup.
+pub const DEFAULT_EXCLUDES: &[&str] = &[
+    "**/__pycache__/*",
+    "**/.DS_Store",
+    ".HA_RESTORE",
+    "*.db-shm",
+    "*.log.*",
+    "*.log",
+    "backups/*.tar",
+    "tmp_backups/*.tar",
+    "OZW_Log.txt",
+    "tts/*",
+    ".cache/*",
+];
+
+/// Added to the excludes when a backup is made without the recorder database.
+pub const DATABASE_EXCLUDES: &[&str] = &["home-assistant_v2.db", "home-assistant_v2.db-wal"];
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    /// `**`: any number of whole segments.
+    AnySegments,
+    Glob(Vec<Token>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    Literal(char),
+    AnyChar,
+    AnyRun,
+    Class { negated: bool, ranges: Vec<(char, char)> },
+}
+
+/// One compiled exclude pattern.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    source: String,
+    segments: Vec<Segment>,
+}
+
+impl Pattern {
+    pub fn new(pattern: &str) -> Result<Self, ArchiveError> {
+        let trimmed = pattern.trim_start_matches("./");
+        if trimmed.is_empty() || trimmed.starts_with('/') {
+            return Err(ArchiveError::InvalidArgument(format!(
+                "exclude pattern {pattern:?} must be a non-empty path relative to the config dir"
+            )));
+        }
+        let segments = trimmed
+            .split('/')
+            .filter(|s| !s.is_empty() && *s != ".")
+            .map(|s| {
+                if s == "**" {
+                    Segment::AnySegments
+                } else {
+                    Segment::Glob(compile_segment(s))
+                }
+            })
+            .collect();
+        Ok(Pattern {
+            source: pattern.to_string(),
+            segments,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    /// `relative` is the path inside the config dir, `/`-separated, without a leading `data/`.
+    pub fn matches(&self, relative: &str) -> bool {
+        let parts: Vec<&str> = relative.split('/').filter(|s| !s.is_empty()).collect();
+        match_segments(&self.segments, &parts)
+    }
+}
+
+fn compile_segment(segment: &str) -> Vec<Token> {
+    let chars: Vec<char> = segment.chars().collect();
+    let mut tokens = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            '*' => {
+                if tokens.last() != Some(&Token::AnyRun) {
+                    tokens.push(Token::AnyRun);
+                }
+                i += 1;
+            }
+            '?' => {
+                tokens.push(Token::AnyChar);
+                i += 1;
+            }
+            '[' => match compile_class(&chars[i + 1..]) {
+                Some((token, used)) => {
+                    tokens.push(token);
+                    i += 1 + used;
+                }
+                // fnmatch treats an unclosed `[` as a literal.
+                None => {
+                    tokens.push(Token::Literal('['));
+                    i += 1;
+                }
+            },
+            c => {
+                tokens.push(Token::Literal(c));
+                i += 1;
+            }
+        }
+    }
+    tokens
+}
+
+/// Parses the inside of `[...]`; returns the token and how many chars it used, `]` included.
+fn compile_class(rest: &[char]) -> Option<(Token, usize)> {
+    let mut i = 0;
+    let negated = matches!(rest.first(), Some('!'));
+    if negated {
+        i += 1;
+    }
+    let mut ranges = Vec::new();
+    let mut first = true;
+    while i < rest.len() {
+        let c = rest[i];
+        if c == ']' && !first {
+            return Some((Token::Class { negated, ranges }, i + 1));
+        }
+        first = false;
+        if i + 2 < rest.len() && rest[i + 1] == '-' && rest[i + 2] != ']' {
+            ranges.push((c, rest[i + 2]));
+            i += 3;
+        } else {
+            ranges.push((c, c));
+            i += 1;
+        }
+    }
+    None
+}
+
+fn match_segments(pattern: &[Segment], parts: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => parts.is_empty(),
+        Some((Segment::AnySegments, rest)) => {
+            (0..=parts.len()).any(|skip| match_segments(rest, &parts[skip..]))
+        }
+        Some((Segment::Glob(tokens), rest)) => match parts.split_first() {
+            Some((part, remaining)) => {
+                let chars: Vec<char> = part.chars().collect();
+                match_tokens(tokens, &chars) && match_segments(rest, remaining)
+            }
+            None => false,
+        },
+    }
+}
+
+fn match_tokens(tokens: &[Token], chars: &[char]) -> bool {
+    match tokens.split_first() {
+        None => chars.is_empty(),
+        Some((Token::AnyRun, rest)) => (0..=chars.len()).any(|n| match_tokens(rest, &chars[n..])),
+        Some((token, rest)) => match chars.split_first() {
+            Some((c, remaining)) => token_matches(token, *c) && match_tokens(rest, remaining),
+            None => false,
+        },
+    }
+}
+
+fn token_matches(token: &Token, c: char) -> bool {
+    match token {
+        Token::Literal(l) => *l == c,
+        Token::AnyChar => true,
+        Token::AnyRun => true,
+        Token::Class { negated, ranges } => {
+            ranges.iter().any(|(lo, hi)| (*lo..=*hi).contains(&c)) != *negated
+        }
+    }
+}
+
+/// The compiled set of patterns for one backup.
+#[derive(Debug, Clone, Default)]
+pub struct Excludes {
+    patterns: Vec<Pattern>,
+}
+
+impl Excludes {
+    pub fn new<S: AsRef<str>>(patterns: &[S], include_database: bool) -> Result<Self, ArchiveError> {
+        let mut compiled = patterns
+            .iter()
+            .map(|p| Pattern::new(p.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !include_database {
+            for p in DATABASE_EXCLUDES {
+                compiled.push(Pattern::new(p)?);
+            }
+        }
+        Ok(Excludes { patterns: compiled })
+    }
+
+    pub fn defaults(include_database: bool) -> Self {
+        // The built-in patterns are known to compile.
+        Self::new(DEFAULT_EXCLUDES, include_database).unwrap_or_default()
+    }
+
+    pub fn is_excluded(&self, relative: &str) -> bool {
+        self.patterns.iter().any(|p| p.matches(relative))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn excluded(path: &str) -> bool {
+        Excludes::defaults(true).is_excluded(path)
+    }
+
+    #[test]
+    fn home_assistant_default_cases() {
+        let cases = [
+            ("configuration.yaml", false),
+            ("home-assistant.log", true),
+            ("home-assistant.log.1", true),
+            ("home-assistant.log.fault", true),
+            ("sub/home-assistant.log", false),
+            ("home-assistant_v2.db", false),
+            ("home-assistant_v2.db-shm", true),
+            ("backups", false),
+            ("backups/old.tar", true),
+            ("backups/notes.txt", false),
+            ("another_subdir/backups/x.tar", false),
+            ("tts", false),
+            ("tts/hello.mp3", true),
+            ("another_subdir/tts/y.mp3", false),
+            (".cache", false),
+            (".cache/x", true),
+            ("__pycache__/a.pyc", true),
+            ("custom_components/x/__pycache__/a.pyc", true),
+            ("custom_components/x/__pycache__", false),
+            (".DS_Store", true),
+            ("www/.DS_Store", true),
+            ("OZW_Log.txt", true),
+            ("zwave/OZW_Log.txt", false),
+            (".HA_RESTORE", true),
+            ("tmp_backups/a.tar", true),
+        ];
+        for (path, want) in cases {
+            assert_eq!(excluded(path), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn database_excludes() {
+        let ex = Excludes::defaults(false);
+        assert!(ex.is_excluded("home-assistant_v2.db"));
+        assert!(ex.is_excluded("home-assistant_v2.db-wal"));
+        assert!(!ex.is_excluded("sub/home-assistant_v2.db"));
+    }
+
+    #[test]
+    fn glob_features() {
+        let p = Pattern::new("a?c/[!x]*.y[a-c]ml").unwrap();
+        assert!(p.matches("abc/d.yaml"));
+        assert!(!p.matches("abc/x.yaml"));
+        assert!(!p.matches("abbc/d.yaml"));
+        assert!(Pattern::new("**").unwrap().matches("a/b/c"));
+        assert!(Pattern::new("a/**/z").unwrap().matches("a/z"));
+        assert!(Pattern::new("a/**/z").unwrap().matches("a/b/c/z"));
+        assert!(!Pattern::new("a/**/z").unwrap().matches("a/b/c/zz"));
+        assert!(Pattern::new("[ab").unwrap().matches("[ab"));
+    }
+
+    #[test]
+    fn rejects_absolute_or_empty_patterns() {
+        assert!(Pattern::new("/etc/*").is_err());
+        assert!(Pattern::new("").is_err());
+    }
+}

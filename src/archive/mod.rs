@@ -1,0 +1,23 @@
+//! The archiver: Home Assistant's backup format, written and read in pure Rust.
+
+mod atomic;
+mod cancel;
+mod create;
+mod deflate;
+mod error;
+mod excludes;
+mod extract;
+mod gzip;
+mod metadata;
+mod priority;
+mod read;
+mod tar_header;
+mod walk;
+
+pub use cancel::CancelFlag;
+pub use create::{create_archive, CreateOptions, ProgressFn, DEFAULT_HA_VERSION};
+pub use error::{ArchiveError, IoContext};
+pub use excludes::{Excludes, Pattern, DATABASE_EXCLUDES, DEFAULT_EXCLUDES};
+pub use extract::{extract_archive, ExtractSummary};
+pub use metadata::{make_slug, BackupInfo};
+pub use read::read_backup;

@@ -1,0 +1,9 @@
+//! habackup: Home Assistant's backup platform in Rust.
+//!
+//! The pure-Rust engine (`archive`) knows nothing about Python; the `python` module, built only with
+//! the `python` feature, is the thin pyo3 layer that maturin ships as `habackup._core`.
+
+pub mod archive;
+
+#[cfg(feature = "python")]
+mod python;
