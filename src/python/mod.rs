@@ -1,0 +1,33 @@
+//! The pyo3 layer: converts types and errors between Python and the pure-Rust engine.
+
+mod archive;
+mod backup;
+mod blocking;
+mod errors;
+mod logging;
+mod runtime;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+mod _core {
+    #[pymodule_export]
+    use super::archive::{
+        create_archive, create_archive_async, extract_archive, extract_archive_async, read_backup, CancelToken,
+    };
+    #[pymodule_export]
+    use super::backup::Backup;
+
+    use pyo3::prelude::*;
+
+    #[pymodule_init]
+    fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        super::runtime::init();
+        super::logging::init();
+        let excludes: Vec<&str> = crate::archive::DEFAULT_EXCLUDES.to_vec();
+        m.add("DEFAULT_EXCLUDES", pyo3::types::PyTuple::new(m.py(), excludes)?)?;
+        m.add("DEFAULT_HA_VERSION", crate::archive::DEFAULT_HA_VERSION)?;
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        Ok(())
+    }
+}
