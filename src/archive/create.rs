@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::atomic::TempFile;
-use super::gzip::{write_gzip, ChunkWriter, GzipOptions};
+use super::gzip::{write_error, write_gzip, ChunkWriter, GzipOptions};
 use super::metadata::{make_slug, render_backup_json, BackupInfo, NewBackupJson};
 use super::tar_header::{self, EntryType, HeaderFields, BLOCK};
 use super::walk::{walk, EntryKind, WalkEntry};
@@ -185,7 +185,7 @@ fn write_inner_tar(
         };
     }
     let trailer = vec![0u8; tar_header::trailer_len(written) as usize];
-    out.write_all(&trailer).map_err(|e| pipeline_error(e, "inner tar"))
+    out.write_all(&trailer).map_err(|e| write_error(e, "inner tar"))
 }
 
 fn arcname(entry: &WalkEntry) -> String {
@@ -196,12 +196,6 @@ fn arcname(entry: &WalkEntry) -> String {
     }
 }
 
-fn pipeline_error(e: io::Error, what: &str) -> ArchiveError {
-    match e.kind() {
-        io::ErrorKind::Interrupted => ArchiveError::Cancelled,
-        _ => ArchiveError::InvalidArgument(format!("compression stopped while writing {what}: {e}")),
-    }
-}
 
 fn write_directory(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, ArchiveError> {
     let meta = match fs::symlink_metadata(&entry.full) {
@@ -247,7 +241,7 @@ fn write_symlink(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, Archiv
 
 fn emit(out: &mut ChunkWriter, fields: &HeaderFields<'_>) -> Result<u64, ArchiveError> {
     let header = tar_header::encode(fields);
-    out.write_all(&header).map_err(|e| pipeline_error(e, fields.name))?;
+    out.write_all(&header).map_err(|e| write_error(e, fields.name))?;
     Ok(header.len() as u64)
 }
 
@@ -310,12 +304,12 @@ fn write_file(
             reporter.add(remaining);
             break;
         }
-        out.write_all(&buffer[..n]).map_err(|e| pipeline_error(e, &name))?;
+        out.write_all(&buffer[..n]).map_err(|e| write_error(e, &name))?;
         remaining -= n as u64;
         reporter.add(n as u64);
     }
     let padding = tar_header::padding_after(size);
-    out.write_all(&[0u8; BLOCK][..padding]).map_err(|e| pipeline_error(e, &name))?;
+    out.write_all(&[0u8; BLOCK][..padding]).map_err(|e| write_error(e, &name))?;
     Ok(header_len + size + padding as u64)
 }
 
@@ -324,7 +318,7 @@ fn write_zeros(out: &mut ChunkWriter, count: u64, buffer: &mut [u8], name: &str)
     let mut left = count;
     while left > 0 {
         let n = left.min(buffer.len() as u64) as usize;
-        out.write_all(&buffer[..n]).map_err(|e| pipeline_error(e, name))?;
+        out.write_all(&buffer[..n]).map_err(|e| write_error(e, name))?;
         left -= n as u64;
     }
     Ok(())

@@ -54,6 +54,21 @@ pub struct GzipSummary {
     pub compressed: u64,
 }
 
+/// Carried inside an `io::Error` when the producer's writes stop because of cancellation (not
+/// `ErrorKind::Interrupted`: `write_all` retries those forever).
+#[derive(Debug, thiserror::Error)]
+#[error("cancelled")]
+pub struct Cancelled;
+
+/// Turns an error from a `ChunkWriter` write into the archive error it stands for.
+pub fn write_error(e: io::Error, what: &str) -> ArchiveError {
+    if e.get_ref().is_some_and(|inner| inner.is::<Cancelled>()) {
+        ArchiveError::Cancelled
+    } else {
+        ArchiveError::InvalidArgument(format!("compression stopped while writing {what}: {e}"))
+    }
+}
+
 /// The `Write` end handed to the producer: cuts the stream into chunks for the workers.
 pub struct ChunkWriter {
     current: Vec<u8>,
@@ -76,7 +91,7 @@ impl ChunkWriter {
 
     fn send_current(&mut self) -> io::Result<()> {
         if self.cancel.is_cancelled() {
-            return Err(io::Error::new(io::ErrorKind::Interrupted, "cancelled"));
+            return Err(io::Error::other(Cancelled));
         }
         let next = self.take_buffer()?;
         let data = std::mem::replace(&mut self.current, next);
@@ -168,10 +183,7 @@ where
             };
             let result = produce(&mut writer);
             let count = match result {
-                Ok(()) => writer.finish().map_err(|e| match e.kind() {
-                    io::ErrorKind::Interrupted => ArchiveError::Cancelled,
-                    _ => ArchiveError::InvalidArgument(format!("compression stopped: {e}")),
-                }),
+                Ok(()) => writer.finish().map_err(|e| write_error(e, "the last chunk")),
                 Err(e) => Err(e),
             };
             // Workers stop once the job channel (owned by the writer) is dropped.
@@ -313,5 +325,29 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.to_string().contains("boom"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod cancel_tests {
+    use super::*;
+
+    #[test]
+    fn cancellation_stops_the_pipeline() {
+        let cancel = CancelFlag::new();
+        let mut out = Vec::new();
+        let options = GzipOptions { level: 6, threads: 2, worker_nice: 0 };
+        let flag = cancel.clone();
+        let err = write_gzip(&mut out, "mem".as_ref(), &options, &cancel, |w| {
+            for i in 0..200 {
+                if i == 20 {
+                    flag.cancel();
+                }
+                w.write_all(&vec![(i % 7) as u8; CHUNK / 2]).map_err(|e| write_error(e, "mem"))?;
+            }
+            Ok(())
+        })
+        .unwrap_err();
+        assert!(matches!(err, ArchiveError::Cancelled), "{err}");
     }
 }

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The whole test suite from nothing: a venv with the test tools, a dev build of the extension,
+# then lints, cargo tests and pytest. Re-running reuses .venv and target/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+VENV=${HABACKUP_VENV:-.venv}
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+command -v cargo >/dev/null || { echo "cargo not found: install Rust (rustup)" >&2; exit 1; }
+rustup component add clippy rustfmt >/dev/null 2>&1 || true
+if ! command -v tar >/dev/null || ! command -v gzip >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq tar gzip
+fi
+
+step "python test environment ($VENV)"
+[[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q -r requirements-test.txt
+
+step "build the extension (dev profile)"
+VIRTUAL_ENV=$PWD/$VENV "$VENV/bin/maturin" develop -q
+
+step "rust: fmt, clippy"
+cargo fmt --all -- --check
+cargo clippy -q --all-targets -- -D warnings
+cargo clippy -q --all-targets --features python -- -D warnings
+
+step "python: ruff, mypy --strict, stubtest"
+"$VENV/bin/ruff" check python tests benches
+"$VENV/bin/mypy" --strict python/habackup
+"$VENV/bin/python" -m mypy.stubtest habackup
+
+step "cargo test"
+cargo test -q
+
+step "pytest"
+"$VENV/bin/python" -m pytest -p no:cacheprovider "$@"
