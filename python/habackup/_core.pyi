@@ -8,6 +8,18 @@ _StrPath = str | os.PathLike[str]
 DEFAULT_EXCLUDES: tuple[str, ...]
 DEFAULT_HA_VERSION: str
 __version__: str
+__all__ = [
+    "DEFAULT_EXCLUDES",
+    "DEFAULT_HA_VERSION",
+    "Backup",
+    "CancelToken",
+    "__version__",
+    "create_archive",
+    "create_archive_async",
+    "extract_archive",
+    "extract_archive_async",
+    "read_backup",
+]
 
 @final
 class Backup:
@@ -52,7 +64,7 @@ class Backup:
         agents: dict[str, str] = ...,
     ) -> Backup: ...
     def as_dict(self) -> dict[str, Any]: ...
-    def __eq__(self, other: object) -> bool: ...
+    def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final

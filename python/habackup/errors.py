@@ -49,7 +49,7 @@ class BackupAgentUnreachableError(BackupAgentError):
     error_code = "backup_agent_unreachable"
 
 
-class BackupNotFound(BackupAgentError, BackupManagerError):  # noqa: N818 - Home Assistant's name
+class BackupNotFound(BackupAgentError, BackupManagerError):
     """No backup with that id or slug."""
 
     error_code = "backup_not_found"

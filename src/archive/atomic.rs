@@ -7,10 +7,9 @@ use super::{ArchiveError, IoContext};
 
 fn temp_name(dest: &Path, suffix: &str) -> Result<PathBuf, ArchiveError> {
     let parent = parent_of(dest);
-    let file_name = dest
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| ArchiveError::InvalidArgument(format!("{} has no file name", dest.display())))?;
+    let file_name = dest.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        ArchiveError::InvalidArgument(format!("{} has no file name", dest.display()))
+    })?;
     let token = uuid::Uuid::new_v4().simple().to_string();
     Ok(parent.join(format!(".{file_name}.{}{suffix}", &token[..12])))
 }

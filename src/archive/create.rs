@@ -91,7 +91,11 @@ pub fn create_archive(
         protected: false,
     });
 
-    let dest = if dest.is_dir() { dest.join(format!("{slug}.tar")) } else { dest.to_path_buf() };
+    let dest = if dest.is_dir() {
+        dest.join(format!("{slug}.tar"))
+    } else {
+        dest.to_path_buf()
+    };
     let mut temp = TempFile::create_beside(&dest)?;
     let temp_path = temp.path().to_path_buf();
     let mtime = now.timestamp();
@@ -106,6 +110,12 @@ pub fn create_archive(
             write_inner_tar(chunks, &listing.entries, cancel, &mut reporter)
         })?;
         reporter.finish();
+        log::debug!(
+            target: "habackup.archive",
+            "compressed {} bytes of tar into {} bytes",
+            summary.uncompressed,
+            summary.compressed
+        );
         Ok(summary.compressed)
     })?;
     cancel.check()?;
@@ -128,11 +138,21 @@ pub fn create_archive(
 }
 
 /// Writes the outer tar around the inner member that `inner` streams; returns the file size.
-fn write_outer<F>(file: &mut File, path: &Path, backup_json: &[u8], mtime: i64, inner: F) -> Result<u64, ArchiveError>
+fn write_outer<F>(
+    file: &mut File,
+    path: &Path,
+    backup_json: &[u8],
+    mtime: i64,
+    inner: F,
+) -> Result<u64, ArchiveError>
 where
     F: FnOnce(&mut BufWriter<&mut File>) -> Result<u64, ArchiveError>,
 {
-    let mut head = tar_header::encode(&member_header("./backup.json", backup_json.len() as u64, mtime));
+    let mut head = tar_header::encode(&member_header(
+        "./backup.json",
+        backup_json.len() as u64,
+        mtime,
+    ));
     head.extend_from_slice(backup_json);
     tar_header::pad_to_block(&mut head);
     let inner_header_at = head.len() as u64;
@@ -145,7 +165,8 @@ where
     let padding = tar_header::padding_after(inner_len) as u64;
     let members_len = head.len() as u64 + inner_len + padding;
     let trailer = tar_header::trailer_len(members_len);
-    out.write_all(&vec![0u8; (padding + trailer) as usize]).at(path)?;
+    out.write_all(&vec![0u8; (padding + trailer) as usize])
+        .at(path)?;
     out.flush().at(path)?;
     drop(out);
 
@@ -185,7 +206,8 @@ fn write_inner_tar(
         };
     }
     let trailer = vec![0u8; tar_header::trailer_len(written) as usize];
-    out.write_all(&trailer).map_err(|e| write_error(e, "inner tar"))
+    out.write_all(&trailer)
+        .map_err(|e| write_error(e, "inner tar"))
 }
 
 fn arcname(entry: &WalkEntry) -> String {
@@ -196,7 +218,6 @@ fn arcname(entry: &WalkEntry) -> String {
     }
 }
 
-
 fn write_directory(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, ArchiveError> {
     let meta = match fs::symlink_metadata(&entry.full) {
         Ok(m) => m,
@@ -205,20 +226,25 @@ fn write_directory(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, Arch
     };
     // Python's tarfile and GNU tar name directories with a trailing slash.
     let name = format!("{}/", arcname(entry));
-    emit(out, &HeaderFields {
-        name: &name,
-        entry_type: EntryType::Directory,
-        size: 0,
-        mode: meta.mode(),
-        mtime: meta.mtime(),
-        uid: u64::from(meta.uid()),
-        gid: u64::from(meta.gid()),
-        link_name: "",
-    })
+    emit(
+        out,
+        &HeaderFields {
+            name: &name,
+            entry_type: EntryType::Directory,
+            size: 0,
+            mode: meta.mode(),
+            mtime: meta.mtime(),
+            uid: u64::from(meta.uid()),
+            gid: u64::from(meta.gid()),
+            link_name: "",
+        },
+    )
 }
 
 fn write_symlink(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, ArchiveError> {
-    let (meta, target) = match fs::symlink_metadata(&entry.full).and_then(|m| Ok((m, fs::read_link(&entry.full)?))) {
+    let (meta, target) = match fs::symlink_metadata(&entry.full)
+        .and_then(|m| Ok((m, fs::read_link(&entry.full)?)))
+    {
         Ok(found) => found,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vanished(entry)),
         Err(e) => return Err(ArchiveError::io(&entry.full, e)),
@@ -227,21 +253,25 @@ fn write_symlink(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, Archiv
         log::warn!(target: "habackup.archive", "{}: link target is not UTF-8; skipped", entry.full.display());
         return Ok(0);
     };
-    emit(out, &HeaderFields {
-        name: &arcname(entry),
-        entry_type: EntryType::Symlink,
-        size: 0,
-        mode: meta.mode(),
-        mtime: meta.mtime(),
-        uid: u64::from(meta.uid()),
-        gid: u64::from(meta.gid()),
-        link_name: target,
-    })
+    emit(
+        out,
+        &HeaderFields {
+            name: &arcname(entry),
+            entry_type: EntryType::Symlink,
+            size: 0,
+            mode: meta.mode(),
+            mtime: meta.mtime(),
+            uid: u64::from(meta.uid()),
+            gid: u64::from(meta.gid()),
+            link_name: target,
+        },
+    )
 }
 
 fn emit(out: &mut ChunkWriter, fields: &HeaderFields<'_>) -> Result<u64, ArchiveError> {
     let header = tar_header::encode(fields);
-    out.write_all(&header).map_err(|e| write_error(e, fields.name))?;
+    out.write_all(&header)
+        .map_err(|e| write_error(e, fields.name))?;
     Ok(header.len() as u64)
 }
 
@@ -276,16 +306,19 @@ fn write_file(
     }
     let size = meta.len();
     let name = arcname(entry);
-    let header_len = emit(out, &HeaderFields {
-        name: &name,
-        entry_type: EntryType::File,
-        size,
-        mode: meta.mode(),
-        mtime: meta.mtime(),
-        uid: u64::from(meta.uid()),
-        gid: u64::from(meta.gid()),
-        link_name: "",
-    })?;
+    let header_len = emit(
+        out,
+        &HeaderFields {
+            name: &name,
+            entry_type: EntryType::File,
+            size,
+            mode: meta.mode(),
+            mtime: meta.mtime(),
+            uid: u64::from(meta.uid()),
+            gid: u64::from(meta.gid()),
+            link_name: "",
+        },
+    )?;
     let mut remaining = size;
     while remaining > 0 {
         let want = remaining.min(buffer.len() as u64) as usize;
@@ -304,21 +337,29 @@ fn write_file(
             reporter.add(remaining);
             break;
         }
-        out.write_all(&buffer[..n]).map_err(|e| write_error(e, &name))?;
+        out.write_all(&buffer[..n])
+            .map_err(|e| write_error(e, &name))?;
         remaining -= n as u64;
         reporter.add(n as u64);
     }
     let padding = tar_header::padding_after(size);
-    out.write_all(&[0u8; BLOCK][..padding]).map_err(|e| write_error(e, &name))?;
+    out.write_all(&[0u8; BLOCK][..padding])
+        .map_err(|e| write_error(e, &name))?;
     Ok(header_len + size + padding as u64)
 }
 
-fn write_zeros(out: &mut ChunkWriter, count: u64, buffer: &mut [u8], name: &str) -> Result<(), ArchiveError> {
+fn write_zeros(
+    out: &mut ChunkWriter,
+    count: u64,
+    buffer: &mut [u8],
+    name: &str,
+) -> Result<(), ArchiveError> {
     buffer.fill(0);
     let mut left = count;
     while left > 0 {
         let n = left.min(buffer.len() as u64) as usize;
-        out.write_all(&buffer[..n]).map_err(|e| write_error(e, name))?;
+        out.write_all(&buffer[..n])
+            .map_err(|e| write_error(e, name))?;
         left -= n as u64;
     }
     Ok(())
@@ -374,7 +415,11 @@ fn sha256_of(file: &mut File, path: &Path, cancel: &CancelFlag) -> Result<String
         }
         hasher.update(&buffer[..n]);
     }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 fn read_ha_version(config_dir: &Path) -> String {

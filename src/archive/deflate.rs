@@ -36,7 +36,12 @@ impl ChunkCompressor {
     /// Appends to `out` the deflate blocks for `data`; `before` is the stream's bytes just before
     /// `data` (at most one window, empty at the start). The output ends on a byte boundary and
     /// holds no final block.
-    pub fn compress(&mut self, before: &[u8], data: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+    pub fn compress(
+        &mut self,
+        before: &[u8],
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
         if self.level == 0 {
             write_stored(data, out);
             return Ok(());
@@ -60,7 +65,12 @@ impl ChunkCompressor {
         Ok(())
     }
 
-    fn deflate_run(&mut self, dictionary: &[u8], run: &[u8], out: &mut Vec<u8>) -> std::io::Result<()> {
+    fn deflate_run(
+        &mut self,
+        dictionary: &[u8],
+        run: &[u8],
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
         self.compress.reset();
         if !dictionary.is_empty() {
             self.compress
@@ -131,8 +141,9 @@ fn looks_random(segment: &[u8]) -> bool {
     }
     let total = segment.len() as f64;
     let mut entropy = 0.0;
+    #[allow(clippy::needless_range_loop)] // four lanes are summed per byte value
     for i in 0..256 {
-        let c = counts[0][i] + counts[1][i] + counts[2][i] + counts[3][i];
+        let c: u32 = counts.iter().map(|lane| lane[i]).sum();
         if c > 0 {
             let p = f64::from(c) / total;
             entropy -= p * p.log2();
@@ -191,21 +202,29 @@ mod tests {
     fn random_data_is_stored_and_text_compressed() {
         let random = pseudo_random(3 * SEGMENT, 42);
         let mut out = Vec::new();
-        ChunkCompressor::new(6).compress(&[], &random, &mut out).unwrap();
+        ChunkCompressor::new(6)
+            .compress(&[], &random, &mut out)
+            .unwrap();
         assert!(out.len() < random.len() + 32);
         assert_eq!(inflate_all(&[out]), random);
 
         let text = "sensor.temperature 21.5\n".repeat(10_000).into_bytes();
         let mut out = Vec::new();
-        ChunkCompressor::new(6).compress(&[], &text, &mut out).unwrap();
+        ChunkCompressor::new(6)
+            .compress(&[], &text, &mut out)
+            .unwrap();
         assert!(out.len() < text.len() / 20);
     }
 
     #[test]
     fn level_zero_and_empty_input() {
         let mut out = Vec::new();
-        ChunkCompressor::new(0).compress(&[], b"hello", &mut out).unwrap();
-        ChunkCompressor::new(6).compress(&[], b"", &mut out).unwrap();
+        ChunkCompressor::new(0)
+            .compress(&[], b"hello", &mut out)
+            .unwrap();
+        ChunkCompressor::new(6)
+            .compress(&[], b"", &mut out)
+            .unwrap();
         assert_eq!(inflate_all(&[out]), b"hello");
     }
 }

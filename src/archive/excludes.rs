@@ -36,7 +36,10 @@ enum Token {
     Literal(char),
     AnyChar,
     AnyRun,
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
 }
 
 /// One compiled exclude pattern.
@@ -189,7 +192,10 @@ pub struct Excludes {
 }
 
 impl Excludes {
-    pub fn new<S: AsRef<str>>(patterns: &[S], include_database: bool) -> Result<Self, ArchiveError> {
+    pub fn new<S: AsRef<str>>(
+        patterns: &[S],
+        include_database: bool,
+    ) -> Result<Self, ArchiveError> {
         let mut compiled = patterns
             .iter()
             .map(|p| Pattern::new(p.as_ref()))

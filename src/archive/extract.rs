@@ -31,7 +31,11 @@ pub struct ExtractSummary {
 }
 
 /// Extracts the config dir stored in the backup at `path` into `dest` (absent or empty).
-pub fn extract_archive(path: &Path, dest: &Path, cancel: &CancelFlag) -> Result<ExtractSummary, ArchiveError> {
+pub fn extract_archive(
+    path: &Path,
+    dest: &Path,
+    cancel: &CancelFlag,
+) -> Result<ExtractSummary, ArchiveError> {
     check_destination(dest)?;
     let (_info, inner, raw) = open_inner(path)?;
     let temp = TempDir::create_beside(dest)?;
@@ -41,7 +45,11 @@ pub fn extract_archive(path: &Path, dest: &Path, cancel: &CancelFlag) -> Result<
     // Decompression and file writes overlap: inflate on one thread, tar + disk on this one.
     let summary = thread::scope(|scope| {
         scope.spawn(move || {
-            let mut stream: Box<dyn Read> = if gzipped { Box::new(GzDecoder::new(raw)) } else { Box::new(raw) };
+            let mut stream: Box<dyn Read> = if gzipped {
+                Box::new(GzDecoder::new(raw))
+            } else {
+                Box::new(raw)
+            };
             loop {
                 if decoder_cancel.is_cancelled() {
                     return;
@@ -62,7 +70,11 @@ pub fn extract_archive(path: &Path, dest: &Path, cancel: &CancelFlag) -> Result<
                 }
             }
         });
-        let mut reader = ChannelReader { rx, current: Vec::new(), pos: 0 };
+        let mut reader = ChannelReader {
+            rx,
+            current: Vec::new(),
+            pos: 0,
+        };
         let result = Unpacker::new(path, temp.path(), cancel).run(&mut reader);
         // Drain to the end so the gzip CRC and length are checked even after the tar's end marker.
         let drained = result.and_then(|summary| {
@@ -113,7 +125,10 @@ fn read_full(stream: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 fn corrupt(path: &Path, e: &io::Error) -> ArchiveError {
-    ArchiveError::invalid(path, format!("corrupt or truncated Home Assistant archive: {e}"))
+    ArchiveError::invalid(
+        path,
+        format!("corrupt or truncated Home Assistant archive: {e}"),
+    )
 }
 
 struct ChannelReader {
@@ -181,7 +196,9 @@ impl<'a> Unpacker<'a> {
 
     fn run(mut self, reader: &mut ChannelReader) -> Result<ExtractSummary, ArchiveError> {
         let mut archive = tar::Archive::new(reader);
-        let entries = archive.entries().map_err(|e| corrupt(self.archive_path, &e))?;
+        let entries = archive
+            .entries()
+            .map_err(|e| corrupt(self.archive_path, &e))?;
         for entry in entries {
             self.cancel.check()?;
             let mut entry = entry.map_err(|e| corrupt(self.archive_path, &e))?;
@@ -192,7 +209,8 @@ impl<'a> Unpacker<'a> {
 
     fn unpack<R: Read>(&mut self, entry: &mut tar::Entry<'_, R>) -> Result<(), ArchiveError> {
         let raw = entry.path_bytes().into_owned();
-        let name = String::from_utf8(raw).map_err(|_| self.invalid("a member name is not UTF-8"))?;
+        let name =
+            String::from_utf8(raw).map_err(|_| self.invalid("a member name is not UTF-8"))?;
         let Some(relative) = self.relative_path(&name)? else {
             return Ok(());
         };
@@ -207,11 +225,17 @@ impl<'a> Unpacker<'a> {
                     self.make_dir(&target)?;
                 }
                 self.summary.directories += 1;
-                self.dirs.push(DeferredDir { path: target, mode, mtime });
+                self.dirs.push(DeferredDir {
+                    path: target,
+                    mode,
+                    mtime,
+                });
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
                 if relative.is_empty() {
-                    return Err(self.invalid(format!("member {name:?} is a file where the config dir should be")));
+                    return Err(self.invalid(format!(
+                        "member {name:?} is a file where the config dir should be"
+                    )));
                 }
                 self.write_file(entry, &relative, &target, mode, mtime)?;
             }
@@ -220,23 +244,34 @@ impl<'a> Unpacker<'a> {
                     .link_name_bytes()
                     .map(|l| String::from_utf8(l.into_owned()))
                     .transpose()
-                    .map_err(|_| self.invalid(format!("symlink {name:?} has a target that is not UTF-8")))?
+                    .map_err(|_| {
+                        self.invalid(format!("symlink {name:?} has a target that is not UTF-8"))
+                    })?
                     .unwrap_or_default();
                 if relative.is_empty() {
-                    return Err(self.invalid(format!("member {name:?} is a symlink where the config dir should be")));
+                    return Err(self.invalid(format!(
+                        "member {name:?} is a symlink where the config dir should be"
+                    )));
                 }
                 self.check_link_target(&name, &relative, &link)?;
-                self.links.push(DeferredLink { relative, target: link });
+                self.links.push(DeferredLink {
+                    relative,
+                    target: link,
+                });
             }
             tar::EntryType::Link => {
                 let link = entry
                     .link_name_bytes()
                     .map(|l| String::from_utf8(l.into_owned()))
                     .transpose()
-                    .map_err(|_| self.invalid(format!("hardlink {name:?} has a target that is not UTF-8")))?
+                    .map_err(|_| {
+                        self.invalid(format!("hardlink {name:?} has a target that is not UTF-8"))
+                    })?
                     .unwrap_or_default();
                 let Some(source) = self.relative_path(&link)? else {
-                    return Err(self.invalid(format!("hardlink {name:?} points outside the config dir: {link:?}")));
+                    return Err(self.invalid(format!(
+                        "hardlink {name:?} points outside the config dir: {link:?}"
+                    )));
                 };
                 if !self.files.contains(&source) {
                     return Err(self.invalid(format!(
@@ -251,10 +286,14 @@ impl<'a> Unpacker<'a> {
             }
             tar::EntryType::XGlobalHeader | tar::EntryType::XHeader => {}
             tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
-                return Err(self.invalid(format!("member {name:?} is a device node or FIFO; refused")));
+                return Err(
+                    self.invalid(format!("member {name:?} is a device node or FIFO; refused"))
+                );
             }
             other => {
-                return Err(self.invalid(format!("member {name:?} has an unsupported type {other:?}")));
+                return Err(
+                    self.invalid(format!("member {name:?} has an unsupported type {other:?}"))
+                );
             }
         }
         Ok(())
@@ -271,26 +310,40 @@ impl<'a> Unpacker<'a> {
             match part {
                 "" | "." => {}
                 ".." => return Err(self.invalid(format!("member {name:?} contains '..'; refused"))),
-                p if p.contains('\0') => return Err(self.invalid(format!("member {name:?} contains NUL"))),
+                p if p.contains('\0') => {
+                    return Err(self.invalid(format!("member {name:?} contains NUL")))
+                }
                 p => parts.push(p),
             }
         }
         match parts.split_first() {
             Some((&"data", rest)) => Ok(Some(rest.join("/"))),
-            _ => Err(self.invalid(format!("member {name:?} is outside the data/ tree; refused"))),
+            _ => Err(self.invalid(format!(
+                "member {name:?} is outside the data/ tree; refused"
+            ))),
         }
     }
 
     /// A relative target is resolved from the link's directory and must stay inside the tree and
     /// not pass through another link from the archive (whose target could lead elsewhere).
-    fn check_link_target(&self, name: &str, relative: &str, target: &str) -> Result<(), ArchiveError> {
+    fn check_link_target(
+        &self,
+        name: &str,
+        relative: &str,
+        target: &str,
+    ) -> Result<(), ArchiveError> {
         if target.is_empty() || target.starts_with('/') {
-            return Err(self.invalid(format!("symlink {name:?} points to {target:?}, outside the config dir; refused")));
+            return Err(self.invalid(format!(
+                "symlink {name:?} points to {target:?}, outside the config dir; refused"
+            )));
         }
         let mut resolved: Vec<&str> = relative.split('/').collect();
         resolved.pop();
         let links: HashSet<&str> = self.links.iter().map(|l| l.relative.as_str()).collect();
-        let parts: Vec<&str> = target.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
+        let parts: Vec<&str> = target
+            .split('/')
+            .filter(|p| !p.is_empty() && *p != ".")
+            .collect();
         for (i, part) in parts.iter().enumerate() {
             if *part == ".." {
                 if resolved.pop().is_none() {
@@ -313,7 +366,10 @@ impl<'a> Unpacker<'a> {
     fn make_dir(&self, target: &Path) -> Result<(), ArchiveError> {
         match fs::symlink_metadata(target) {
             Ok(m) if m.is_dir() => Ok(()),
-            Ok(_) => Err(self.invalid(format!("{} is both a file and a directory in the archive", target.display()))),
+            Ok(_) => Err(self.invalid(format!(
+                "{} is both a file and a directory in the archive",
+                target.display()
+            ))),
             Err(_) => {
                 fs::create_dir_all(target).at(target)?;
                 fs::set_permissions(target, fs::Permissions::from_mode(0o700)).at(target)
@@ -341,8 +397,10 @@ impl<'a> Unpacker<'a> {
         let mut file = File::create(target).at(target)?;
         let copied = io::copy(entry, &mut file).map_err(|e| corrupt(self.archive_path, &e))?;
         file.flush().at(target)?;
-        file.set_permissions(fs::Permissions::from_mode(mode)).at(target)?;
-        file.set_times(FileTimes::new().set_modified(epoch(mtime))).at(target)?;
+        file.set_permissions(fs::Permissions::from_mode(mode))
+            .at(target)?;
+        file.set_times(FileTimes::new().set_modified(epoch(mtime)))
+            .at(target)?;
         self.files.insert(relative.to_string());
         self.summary.files += 1;
         self.summary.bytes += copied;
@@ -366,7 +424,8 @@ impl<'a> Unpacker<'a> {
             File::open(&dir.path)
                 .and_then(|f| f.set_times(times))
                 .at(&dir.path)?;
-            fs::set_permissions(&dir.path, fs::Permissions::from_mode(dir.mode | 0o700)).at(&dir.path)?;
+            fs::set_permissions(&dir.path, fs::Permissions::from_mode(dir.mode | 0o700))
+                .at(&dir.path)?;
         }
         Ok(self.summary)
     }

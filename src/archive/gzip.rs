@@ -183,7 +183,9 @@ where
             };
             let result = produce(&mut writer);
             let count = match result {
-                Ok(()) => writer.finish().map_err(|e| write_error(e, "the last chunk")),
+                Ok(()) => writer
+                    .finish()
+                    .map_err(|e| write_error(e, "the last chunk")),
                 Err(e) => Err(e),
             };
             // Workers stop once the job channel (owned by the writer) is dropped.
@@ -243,7 +245,8 @@ fn write_in_order<W: Write>(
     done: &Receiver<Message>,
     free: &SyncSender<Vec<u8>>,
 ) -> Result<GzipSummary, ArchiveError> {
-    out.write_all(&GZIP_HEADER).map_err(|e| ArchiveError::io(out_path, e))?;
+    out.write_all(&GZIP_HEADER)
+        .map_err(|e| ArchiveError::io(out_path, e))?;
     let mut compressed_len = GZIP_HEADER.len() as u64;
     let mut uncompressed = 0u64;
     let mut crc = crc32fast::Hasher::new();
@@ -261,8 +264,11 @@ fn write_in_order<W: Write>(
             Ok(Message::Failed) | Err(_) => return Err(ArchiveError::Cancelled),
         }
         while let Some(chunk) = pending.remove(&next) {
-            let bytes = chunk.compressed.map_err(|e| ArchiveError::io(out_path, e))?;
-            out.write_all(&bytes).map_err(|e| ArchiveError::io(out_path, e))?;
+            let bytes = chunk
+                .compressed
+                .map_err(|e| ArchiveError::io(out_path, e))?;
+            out.write_all(&bytes)
+                .map_err(|e| ArchiveError::io(out_path, e))?;
             compressed_len += bytes.len() as u64;
             uncompressed += chunk.data.len() as u64;
             crc.combine(&chunk.crc);
@@ -275,7 +281,8 @@ fn write_in_order<W: Write>(
     trailer.extend_from_slice(&crc.finalize().to_le_bytes());
     // ISIZE is the length modulo 2^32 by definition.
     trailer.extend_from_slice(&(uncompressed as u32).to_le_bytes());
-    out.write_all(&trailer).map_err(|e| ArchiveError::io(out_path, e))?;
+    out.write_all(&trailer)
+        .map_err(|e| ArchiveError::io(out_path, e))?;
     compressed_len += trailer.len() as u64;
     Ok(GzipSummary {
         uncompressed,
@@ -290,39 +297,75 @@ mod tests {
 
     #[test]
     fn multi_threaded_output_is_one_member() {
-        let data: Vec<u8> = (0..3_500_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..3_500_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         let mut out = Vec::new();
-        let options = GzipOptions { level: 6, threads: 3, worker_nice: 0 };
-        let summary = write_gzip(&mut out, "mem".as_ref(), &options, &CancelFlag::new(), |w| {
-            w.write_all(&data).map_err(|e| ArchiveError::io("mem", e))
-        })
+        let options = GzipOptions {
+            level: 6,
+            threads: 3,
+            worker_nice: 0,
+        };
+        let summary = write_gzip(
+            &mut out,
+            "mem".as_ref(),
+            &options,
+            &CancelFlag::new(),
+            |w| w.write_all(&data).map_err(|e| ArchiveError::io("mem", e)),
+        )
         .unwrap();
         assert_eq!(summary.uncompressed, data.len() as u64);
         assert_eq!(summary.compressed, out.len() as u64);
         // A single-member decoder stops after the first member: it must see everything.
         let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&out[..]).read_to_end(&mut back).unwrap();
+        flate2::read::GzDecoder::new(&out[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert_eq!(back, data);
     }
 
     #[test]
     fn empty_stream() {
         let mut out = Vec::new();
-        let options = GzipOptions { level: 6, threads: 2, worker_nice: 0 };
-        write_gzip(&mut out, "mem".as_ref(), &options, &CancelFlag::new(), |_| Ok(())).unwrap();
+        let options = GzipOptions {
+            level: 6,
+            threads: 2,
+            worker_nice: 0,
+        };
+        write_gzip(
+            &mut out,
+            "mem".as_ref(),
+            &options,
+            &CancelFlag::new(),
+            |_| Ok(()),
+        )
+        .unwrap();
         let mut back = Vec::new();
-        flate2::read::GzDecoder::new(&out[..]).read_to_end(&mut back).unwrap();
+        flate2::read::GzDecoder::new(&out[..])
+            .read_to_end(&mut back)
+            .unwrap();
         assert!(back.is_empty());
     }
 
     #[test]
     fn producer_error_wins() {
         let mut out = Vec::new();
-        let options = GzipOptions { level: 6, threads: 2, worker_nice: 0 };
-        let err = write_gzip(&mut out, "mem".as_ref(), &options, &CancelFlag::new(), |w| {
-            w.write_all(&vec![1u8; 5 * CHUNK]).map_err(|e| ArchiveError::io("mem", e))?;
-            Err(ArchiveError::invalid("src", "boom"))
-        })
+        let options = GzipOptions {
+            level: 6,
+            threads: 2,
+            worker_nice: 0,
+        };
+        let err = write_gzip(
+            &mut out,
+            "mem".as_ref(),
+            &options,
+            &CancelFlag::new(),
+            |w| {
+                w.write_all(&vec![1u8; 5 * CHUNK])
+                    .map_err(|e| ArchiveError::io("mem", e))?;
+                Err(ArchiveError::invalid("src", "boom"))
+            },
+        )
         .unwrap_err();
         assert!(err.to_string().contains("boom"), "{err}");
     }
@@ -336,14 +379,19 @@ mod cancel_tests {
     fn cancellation_stops_the_pipeline() {
         let cancel = CancelFlag::new();
         let mut out = Vec::new();
-        let options = GzipOptions { level: 6, threads: 2, worker_nice: 0 };
+        let options = GzipOptions {
+            level: 6,
+            threads: 2,
+            worker_nice: 0,
+        };
         let flag = cancel.clone();
         let err = write_gzip(&mut out, "mem".as_ref(), &options, &cancel, |w| {
             for i in 0..200 {
                 if i == 20 {
                     flag.cancel();
                 }
-                w.write_all(&vec![(i % 7) as u8; CHUNK / 2]).map_err(|e| write_error(e, "mem"))?;
+                w.write_all(&vec![(i % 7) as u8; CHUNK / 2])
+                    .map_err(|e| write_error(e, "mem"))?;
             }
             Ok(())
         })

@@ -45,13 +45,19 @@ pub struct NewBackupJson<'a> {
 /// Compact JSON with Home Assistant's key order.
 pub fn render_backup_json(fields: &NewBackupJson<'_>) -> Vec<u8> {
     let mut extra = Map::new();
-    extra.insert("instance_id".into(), Value::String(fields.instance_id.into()));
+    extra.insert(
+        "instance_id".into(),
+        Value::String(fields.instance_id.into()),
+    );
     extra.insert("with_automatic_settings".into(), Value::Bool(false));
     for (k, v) in fields.extra {
         extra.insert(k.clone(), v.clone());
     }
     let mut homeassistant = Map::new();
-    homeassistant.insert("exclude_database".into(), Value::Bool(fields.exclude_database));
+    homeassistant.insert(
+        "exclude_database".into(),
+        Value::Bool(fields.exclude_database),
+    );
     homeassistant.insert("version".into(), Value::String(fields.ha_version.into()));
 
     let mut root = Map::new();
@@ -73,16 +79,27 @@ pub fn parse_backup_json(bytes: &[u8], path: &Path) -> Result<BackupInfo, Archiv
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| ArchiveError::invalid(path, format!("backup.json is not valid JSON: {e}")))?;
     let Value::Object(root) = value else {
-        return Err(ArchiveError::invalid(path, "backup.json is not a JSON object"));
+        return Err(ArchiveError::invalid(
+            path,
+            "backup.json is not a JSON object",
+        ));
     };
     let text = |key: &str| -> Result<String, ArchiveError> {
         match root.get(key) {
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(_) => Err(ArchiveError::invalid(path, format!("backup.json field '{key}' is not a string"))),
-            None => Err(ArchiveError::invalid(path, format!("backup.json has no '{key}' field"))),
+            Some(_) => Err(ArchiveError::invalid(
+                path,
+                format!("backup.json field '{key}' is not a string"),
+            )),
+            None => Err(ArchiveError::invalid(
+                path,
+                format!("backup.json has no '{key}' field"),
+            )),
         }
     };
-    let flag = |key: &str, default: bool| -> bool { root.get(key).and_then(Value::as_bool).unwrap_or(default) };
+    let flag = |key: &str, default: bool| -> bool {
+        root.get(key).and_then(Value::as_bool).unwrap_or(default)
+    };
 
     let slug = text("slug")?;
     let name = text("name")?;
@@ -91,8 +108,12 @@ pub fn parse_backup_json(bytes: &[u8], path: &Path) -> Result<BackupInfo, Archiv
     // string; Supervisor backups without Home Assistant null.
     let (homeassistant_version, database_included) = match root.get("homeassistant") {
         Some(Value::Object(ha)) => (
-            ha.get("version").and_then(Value::as_str).map(str::to_string),
-            !ha.get("exclude_database").and_then(Value::as_bool).unwrap_or(false),
+            ha.get("version")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            !ha.get("exclude_database")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
         ),
         Some(Value::String(version)) => (Some(version.clone()), true),
         _ => (None, false),

@@ -38,12 +38,16 @@ pub fn read_outer(path: &Path) -> Result<OuterListing, ArchiveError> {
     let mut info = None;
     let mut inner = None;
     for entry in entries {
-        let mut entry = entry.map_err(|e| ArchiveError::invalid(path, format!("corrupt tar archive: {e}")))?;
+        let mut entry =
+            entry.map_err(|e| ArchiveError::invalid(path, format!("corrupt tar archive: {e}")))?;
         let name = entry.path_bytes().into_owned();
         let name = normalized(&name);
         if info.is_none() && METADATA_NAMES.iter().any(|m| name == m.as_bytes()) {
             if entry.size() > MAX_METADATA {
-                return Err(ArchiveError::invalid(path, "backup.json is implausibly large"));
+                return Err(ArchiveError::invalid(
+                    path,
+                    "backup.json is implausibly large",
+                ));
             }
             let mut bytes = Vec::new();
             entry
@@ -60,10 +64,14 @@ pub fn read_outer(path: &Path) -> Result<OuterListing, ArchiveError> {
             });
         }
     }
-    let mut info = info.ok_or_else(|| ArchiveError::invalid(path, "no backup.json in the archive"))?;
+    let mut info =
+        info.ok_or_else(|| ArchiveError::invalid(path, "no backup.json in the archive"))?;
     if let Some(inner) = inner {
         if inner.offset + inner.size > size {
-            return Err(ArchiveError::invalid(path, "truncated: the Home Assistant archive runs past the end of the file"));
+            return Err(ArchiveError::invalid(
+                path,
+                "truncated: the Home Assistant archive runs past the end of the file",
+            ));
         }
     }
     info.size = size;
@@ -76,7 +84,9 @@ pub fn read_backup(path: &Path) -> Result<BackupInfo, ArchiveError> {
 }
 
 /// Opens the raw bytes of the inner member (still gzipped or encrypted).
-pub fn open_inner(path: &Path) -> Result<(BackupInfo, InnerMember, impl Read + Send), ArchiveError> {
+pub fn open_inner(
+    path: &Path,
+) -> Result<(BackupInfo, InnerMember, impl Read + Send), ArchiveError> {
     let listing = read_outer(path)?;
     let inner = listing
         .inner
@@ -89,5 +99,9 @@ pub fn open_inner(path: &Path) -> Result<(BackupInfo, InnerMember, impl Read + S
     }
     let mut file = File::open(path).at(path)?;
     file.seek(SeekFrom::Start(inner.offset)).at(path)?;
-    Ok((listing.info, inner, BufReader::with_capacity(1024 * 1024, file).take(inner.size)))
+    Ok((
+        listing.info,
+        inner,
+        BufReader::with_capacity(1024 * 1024, file).take(inner.size),
+    ))
 }

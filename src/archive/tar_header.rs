@@ -114,9 +114,19 @@ fn ustar_block(fields: &HeaderFields<'_>) -> [u8; BLOCK] {
     put_octal(&mut block[116..124], clamp(fields.gid, ID_DIGITS));
     put_octal(
         &mut block[124..136],
-        clamp(if fields.entry_type == EntryType::File { fields.size } else { 0 }, SIZE_DIGITS),
+        clamp(
+            if fields.entry_type == EntryType::File {
+                fields.size
+            } else {
+                0
+            },
+            SIZE_DIGITS,
+        ),
     );
-    put_octal(&mut block[136..148], clamp(u64::try_from(fields.mtime).unwrap_or(0), SIZE_DIGITS));
+    put_octal(
+        &mut block[136..148],
+        clamp(u64::try_from(fields.mtime).unwrap_or(0), SIZE_DIGITS),
+    );
     block[156] = fields.entry_type.flag();
     put_str(&mut block[157..257], fields.link_name);
     block[257..263].copy_from_slice(b"ustar\0");
@@ -216,7 +226,10 @@ mod tests {
         std::io::Read::read_to_string(&mut first, &mut content).unwrap();
         assert_eq!(content, "abc");
         let second = entries.next().unwrap().unwrap();
-        assert_eq!(second.link_name().unwrap().unwrap().to_str().unwrap(), "target");
+        assert_eq!(
+            second.link_name().unwrap().unwrap().to_str().unwrap(),
+            "target"
+        );
         assert!(entries.next().is_none());
     }
 

@@ -47,7 +47,12 @@ pub fn walk(config_dir: &Path, excludes: &Excludes) -> Result<WalkResult, Archiv
     Ok(result)
 }
 
-fn walk_dir(dir: &Path, relative: &str, excludes: &Excludes, out: &mut WalkResult) -> Result<(), ArchiveError> {
+fn walk_dir(
+    dir: &Path,
+    relative: &str,
+    excludes: &Excludes,
+    out: &mut WalkResult,
+) -> Result<(), ArchiveError> {
     let reader = match fs::read_dir(dir) {
         Ok(r) => r,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {

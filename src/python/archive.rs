@@ -53,15 +53,20 @@ fn create_options(
     options.compresslevel = compresslevel;
     if let Some(threads) = threads {
         if threads == 0 {
-            return Err(ArchiveError::InvalidArgument("threads must be at least 1".into()));
+            return Err(ArchiveError::InvalidArgument(
+                "threads must be at least 1".into(),
+            ));
         }
         options.threads = threads;
     }
     if let Some(extra) = extra {
-        let value: Value = pythonize::depythonize(extra)
-            .map_err(|e| ArchiveError::InvalidArgument(format!("extra must be a JSON-compatible mapping: {e}")))?;
+        let value: Value = pythonize::depythonize(extra).map_err(|e| {
+            ArchiveError::InvalidArgument(format!("extra must be a JSON-compatible mapping: {e}"))
+        })?;
         let Value::Object(map) = value else {
-            return Err(ArchiveError::InvalidArgument("extra must be a mapping".into()));
+            return Err(ArchiveError::InvalidArgument(
+                "extra must be a mapping".into(),
+            ));
         };
         options.extra = map;
     } else {
@@ -97,7 +102,9 @@ fn sync_progress(callback: Py<PyAny>) -> Progress {
 fn loop_progress(event_loop: Py<PyAny>, callback: Py<PyAny>) -> Progress {
     Arc::new(move |done, total| {
         Python::attach(|py| {
-            if let Err(err) = event_loop.call_method1(py, "call_soon_threadsafe", (&callback, done, total)) {
+            if let Err(err) =
+                event_loop.call_method1(py, "call_soon_threadsafe", (&callback, done, total))
+            {
                 err.print(py);
             }
         });
@@ -121,12 +128,22 @@ pub fn create_archive(
     threads: Option<usize>,
     on_progress: Option<Py<PyAny>>,
 ) -> PyResult<Backup> {
-    let options = create_options(name, include_database, excludes, ha_version, extra.as_ref(), compresslevel, threads)
-        .map_err(|e| to_py(py, e))?;
+    let options = create_options(
+        name,
+        include_database,
+        excludes,
+        ha_version,
+        extra.as_ref(),
+        compresslevel,
+        threads,
+    )
+    .map_err(|e| to_py(py, e))?;
     let cancel = CancelFlag::new();
     let progress = on_progress.map(sync_progress);
     let work_cancel = cancel.clone();
-    let result = run_interruptible(py, &cancel, move || run_create(config_dir, path, options, work_cancel, progress))?;
+    let result = run_interruptible(py, &cancel, move || {
+        run_create(config_dir, path, options, work_cancel, progress)
+    })?;
     result.map_err(|e| to_py(py, e))
 }
 
@@ -148,8 +165,16 @@ pub fn create_archive_async<'py>(
     on_progress: Option<Py<PyAny>>,
     cancel: Option<PyRef<'_, CancelToken>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let options = create_options(name, include_database, excludes, ha_version, extra.as_ref(), compresslevel, threads)
-        .map_err(|e| to_py(py, e))?;
+    let options = create_options(
+        name,
+        include_database,
+        excludes,
+        ha_version,
+        extra.as_ref(),
+        compresslevel,
+        threads,
+    )
+    .map_err(|e| to_py(py, e))?;
     let cancel = cancel.map(|c| c.0.clone()).unwrap_or_default();
     let progress = match on_progress {
         Some(callback) => {
@@ -161,10 +186,12 @@ pub fn create_archive_async<'py>(
     let guard = CancelOnDrop(cancel.clone());
     pyo3_async_runtimes::tokio::future_into_py(py, async move {
         let _guard = guard;
-        let work = tokio::task::spawn_blocking(move || run_create(config_dir, path, options, cancel, progress));
-        let result = work
-            .await
-            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("archive task failed: {e}")))?;
+        let work = tokio::task::spawn_blocking(move || {
+            run_create(config_dir, path, options, cancel, progress)
+        });
+        let result = work.await.map_err(|e| {
+            pyo3::exceptions::PyRuntimeError::new_err(format!("archive task failed: {e}"))
+        })?;
         convert(result)
     })
 }
@@ -185,10 +212,16 @@ fn summary_dict(summary: ExtractSummary) -> HashMap<&'static str, u64> {
 }
 
 #[pyfunction]
-pub fn extract_archive(py: Python<'_>, path: PathBuf, dest: PathBuf) -> PyResult<HashMap<&'static str, u64>> {
+pub fn extract_archive(
+    py: Python<'_>,
+    path: PathBuf,
+    dest: PathBuf,
+) -> PyResult<HashMap<&'static str, u64>> {
     let cancel = CancelFlag::new();
     let work_cancel = cancel.clone();
-    let result = run_interruptible(py, &cancel, move || archive::extract_archive(&path, &dest, &work_cancel))?;
+    let result = run_interruptible(py, &cancel, move || {
+        archive::extract_archive(&path, &dest, &work_cancel)
+    })?;
     result.map(summary_dict).map_err(|e| to_py(py, e))
 }
 
@@ -204,10 +237,11 @@ pub fn extract_archive_async<'py>(
     let guard = CancelOnDrop(cancel.clone());
     pyo3_async_runtimes::tokio::future_into_py(py, async move {
         let _guard = guard;
-        let work = tokio::task::spawn_blocking(move || archive::extract_archive(&path, &dest, &cancel));
-        let result = work
-            .await
-            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("extract task failed: {e}")))?;
+        let work =
+            tokio::task::spawn_blocking(move || archive::extract_archive(&path, &dest, &cancel));
+        let result = work.await.map_err(|e| {
+            pyo3::exceptions::PyRuntimeError::new_err(format!("extract task failed: {e}"))
+        })?;
         convert(result.map(summary_dict))
     })
 }

@@ -100,10 +100,10 @@ impl Backup {
 
     fn __repr__(&self) -> String {
         format!(
-            "Backup(slug={:?}, name={:?}, date={:?}, size={}, protected={})",
-            self.slug,
-            self.name,
-            self.date,
+            "Backup(slug={}, name={}, date={}, size={}, protected={})",
+            py_repr(&self.slug),
+            py_repr(&self.name),
+            py_repr(&self.date),
             self.size,
             if self.protected { "True" } else { "False" }
         )
@@ -116,4 +116,9 @@ impl Backup {
         self.sha256.hash(&mut h);
         h.finish()
     }
+}
+
+/// Python's repr of a str, for `__repr__` output that reads like Python.
+fn py_repr(value: &str) -> String {
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
 }

@@ -10,7 +10,11 @@ use crate::archive::{ArchiveError, CancelFlag};
 
 /// For the sync twins: runs `work` on its own thread, waits without the GIL and checks for signals
 /// every 100 ms, so Ctrl-C cancels the work (which cleans up) instead of waiting for it.
-pub fn run_interruptible<T, F>(py: Python<'_>, cancel: &CancelFlag, work: F) -> PyResult<Result<T, ArchiveError>>
+pub fn run_interruptible<T, F>(
+    py: Python<'_>,
+    cancel: &CancelFlag,
+    work: F,
+) -> PyResult<Result<T, ArchiveError>>
 where
     T: Send + 'static,
     F: FnOnce() -> Result<T, ArchiveError> + Send + 'static,
@@ -21,7 +25,9 @@ where
         .spawn(move || {
             let _ = tx.send(work());
         })
-        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start a thread: {e}")))?;
+        .map_err(|e| {
+            pyo3::exceptions::PyRuntimeError::new_err(format!("cannot start a thread: {e}"))
+        })?;
     let mut rx = rx;
     loop {
         let (received, back) = py.detach(move || (rx.recv_timeout(Duration::from_millis(100)), rx));
@@ -39,7 +45,9 @@ where
                 }
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(pyo3::exceptions::PyRuntimeError::new_err("habackup worker thread panicked"));
+                return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                    "habackup worker thread panicked",
+                ));
             }
         }
     }

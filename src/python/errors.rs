@@ -22,13 +22,24 @@ fn raise(py: Python<'_>, class: &str, message: String, path: Option<String>) -> 
 pub fn to_py(py: Python<'_>, err: ArchiveError) -> PyErr {
     let message = err.to_string();
     match err {
-        ArchiveError::Io { path, .. } => raise(py, "ArchiveError", message, Some(path.display().to_string())),
-        ArchiveError::InvalidBackup { path, .. } => {
-            raise(py, "InvalidBackupError", message, Some(path.display().to_string()))
-        }
-        ArchiveError::Unsupported { path, .. } => {
-            raise(py, "UnsupportedBackupError", message, Some(path.display().to_string()))
-        }
+        ArchiveError::Io { path, .. } => raise(
+            py,
+            "ArchiveError",
+            message,
+            Some(path.display().to_string()),
+        ),
+        ArchiveError::InvalidBackup { path, .. } => raise(
+            py,
+            "InvalidBackupError",
+            message,
+            Some(path.display().to_string()),
+        ),
+        ArchiveError::Unsupported { path, .. } => raise(
+            py,
+            "UnsupportedBackupError",
+            message,
+            Some(path.display().to_string()),
+        ),
         ArchiveError::InvalidArgument(_) => raise(py, "ArchiveError", message, None),
         ArchiveError::Cancelled => CancelledError::new_err("operation cancelled"),
     }

@@ -13,7 +13,8 @@ use pyo3::prelude::*;
 mod _core {
     #[pymodule_export]
     use super::archive::{
-        create_archive, create_archive_async, extract_archive, extract_archive_async, read_backup, CancelToken,
+        create_archive, create_archive_async, extract_archive, extract_archive_async, read_backup,
+        CancelToken,
     };
     #[pymodule_export]
     use super::backup::Backup;
@@ -25,7 +26,10 @@ mod _core {
         super::runtime::init();
         super::logging::init();
         let excludes: Vec<&str> = crate::archive::DEFAULT_EXCLUDES.to_vec();
-        m.add("DEFAULT_EXCLUDES", pyo3::types::PyTuple::new(m.py(), excludes)?)?;
+        m.add(
+            "DEFAULT_EXCLUDES",
+            pyo3::types::PyTuple::new(m.py(), excludes)?,
+        )?;
         m.add("DEFAULT_HA_VERSION", crate::archive::DEFAULT_HA_VERSION)?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         Ok(())
