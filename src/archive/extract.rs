@@ -163,6 +163,7 @@ struct DeferredDir {
 }
 
 struct DeferredLink {
+    name: String,
     relative: String,
     target: String,
 }
@@ -253,8 +254,8 @@ impl<'a> Unpacker<'a> {
                         "member {name:?} is a symlink where the config dir should be"
                     )));
                 }
-                self.check_link_target(&name, &relative, &link)?;
                 self.links.push(DeferredLink {
+                    name,
                     relative,
                     target: link,
                 });
@@ -279,7 +280,7 @@ impl<'a> Unpacker<'a> {
                     )));
                 }
                 self.prepare_parent(&target)?;
-                remove_existing_file(&target)?;
+                self.remove_existing(&target)?;
                 fs::hard_link(self.root.join(&source), &target).at(&target)?;
                 self.files.insert(relative);
                 self.summary.files += 1;
@@ -299,8 +300,8 @@ impl<'a> Unpacker<'a> {
         Ok(())
     }
 
-    /// Maps a member name to its path inside the config dir, `None` for the outer `data` prefix's
-    /// siblings that Home Assistant never writes (refused) and `Some("")` for `data` itself.
+    /// Maps a member name to its path inside the config dir (`Some("")` for `data` itself), `None`
+    /// for the Supervisor's harmless extras, and refuses everything else.
     fn relative_path(&self, name: &str) -> Result<Option<String>, ArchiveError> {
         if name.starts_with('/') {
             return Err(self.invalid(format!("member {name:?} has an absolute path; refused")));
@@ -318,28 +319,41 @@ impl<'a> Unpacker<'a> {
         }
         match parts.split_first() {
             Some((&"data", rest)) => Ok(Some(rest.join("/"))),
+            // The Supervisor's inner archive also holds its root and its own metadata file.
+            None => Ok(None),
+            Some((&"homeassistant.json", [])) => Ok(None),
             _ => Err(self.invalid(format!(
                 "member {name:?} is outside the data/ tree; refused"
             ))),
         }
     }
 
-    /// A relative target is resolved from the link's directory and must stay inside the tree and
-    /// not pass through another link from the archive (whose target could lead elsewhere).
-    fn check_link_target(
+    /// A relative target is resolved from the link's directory and must stay inside the tree. The
+    /// link itself must not sit below another link from the archive, and its target must not pass
+    /// through one: either could lead the path anywhere, whatever order links are checked in.
+    fn check_link(
         &self,
-        name: &str,
-        relative: &str,
-        target: &str,
+        link: &DeferredLink,
+        all_links: &HashSet<&str>,
     ) -> Result<(), ArchiveError> {
-        if target.is_empty() || target.starts_with('/') {
-            return Err(self.invalid(format!(
+        let (name, target) = (&link.name, &link.target);
+        let escapes = || {
+            self.invalid(format!(
                 "symlink {name:?} points to {target:?}, outside the config dir; refused"
-            )));
+            ))
+        };
+        if target.is_empty() || target.starts_with('/') {
+            return Err(escapes());
         }
-        let mut resolved: Vec<&str> = relative.split('/').collect();
+        let mut resolved: Vec<&str> = link.relative.split('/').collect();
         resolved.pop();
-        let links: HashSet<&str> = self.links.iter().map(|l| l.relative.as_str()).collect();
+        for depth in 1..=resolved.len() {
+            if all_links.contains(resolved[..depth].join("/").as_str()) {
+                return Err(self.invalid(format!(
+                    "symlink {name:?} sits below another symlink; refused"
+                )));
+            }
+        }
         let parts: Vec<&str> = target
             .split('/')
             .filter(|p| !p.is_empty() && *p != ".")
@@ -347,13 +361,11 @@ impl<'a> Unpacker<'a> {
         for (i, part) in parts.iter().enumerate() {
             if *part == ".." {
                 if resolved.pop().is_none() {
-                    return Err(self.invalid(format!(
-                        "symlink {name:?} points to {target:?}, outside the config dir; refused"
-                    )));
+                    return Err(escapes());
                 }
             } else {
                 resolved.push(part);
-                if i + 1 < parts.len() && links.contains(resolved.join("/").as_str()) {
+                if i + 1 < parts.len() && all_links.contains(resolved.join("/").as_str()) {
                     return Err(self.invalid(format!(
                         "symlink {name:?} points through another symlink ({target:?}); refused"
                     )));
@@ -361,6 +373,26 @@ impl<'a> Unpacker<'a> {
             }
         }
         Ok(())
+    }
+
+    /// Clears the way for a member that a later entry of the archive replaces.
+    fn remove_existing(&self, target: &Path) -> Result<(), ArchiveError> {
+        match fs::symlink_metadata(target) {
+            Ok(m) if m.is_dir() => Err(self.invalid(format!(
+                "{} is both a directory and a file or link in the archive; refused",
+                self.display(target)
+            ))),
+            Ok(_) => fs::remove_file(target).at(target),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// A path inside the tree as the archive names it (`data/...`), not the temp dir.
+    fn display(&self, target: &Path) -> String {
+        match target.strip_prefix(self.root) {
+            Ok(rel) => format!("data/{}", rel.display()),
+            Err(_) => target.display().to_string(),
+        }
     }
 
     fn make_dir(&self, target: &Path) -> Result<(), ArchiveError> {
@@ -393,7 +425,7 @@ impl<'a> Unpacker<'a> {
         mtime: u64,
     ) -> Result<(), ArchiveError> {
         self.prepare_parent(target)?;
-        remove_existing_file(target)?;
+        self.remove_existing(target)?;
         let mut file = File::create(target).at(target)?;
         let copied = io::copy(entry, &mut file).map_err(|e| corrupt(self.archive_path, &e))?;
         file.flush().at(target)?;
@@ -408,10 +440,17 @@ impl<'a> Unpacker<'a> {
     }
 
     fn finish(mut self) -> Result<ExtractSummary, ArchiveError> {
-        for link in std::mem::take(&mut self.links) {
+        let links = std::mem::take(&mut self.links);
+        let all_links: HashSet<&str> = links.iter().map(|l| l.relative.as_str()).collect();
+        for link in &links {
+            self.check_link(link, &all_links)?;
+        }
+        // Every link is now known to sit in real directories and point inside the tree, so
+        // creating them cannot write through one another.
+        for link in &links {
             let target = self.root.join(&link.relative);
             self.prepare_parent(&target)?;
-            remove_existing_file(&target)?;
+            self.remove_existing(&target)?;
             std::os::unix::fs::symlink(&link.target, &target).at(&target)?;
             self.files.remove(&link.relative);
             self.summary.symlinks += 1;
@@ -428,17 +467,6 @@ impl<'a> Unpacker<'a> {
                 .at(&dir.path)?;
         }
         Ok(self.summary)
-    }
-}
-
-fn remove_existing_file(target: &Path) -> Result<(), ArchiveError> {
-    match fs::symlink_metadata(target) {
-        Ok(m) if m.is_dir() => Err(ArchiveError::io(
-            target,
-            io::Error::new(io::ErrorKind::AlreadyExists, "a directory is in the way"),
-        )),
-        Ok(_) => fs::remove_file(target).at(target),
-        Err(_) => Ok(()),
     }
 }
 

@@ -1,0 +1,38 @@
+"""Fixtures shared by the archive tests: a small Home Assistant config dir and its backup.
+
+pytest puts this directory on sys.path (rootdir-relative "prepend" imports), so test modules
+import the plain functions from ``helpers``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from helpers import inner_member_names, make_config_dir
+
+import habackup
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    """configuration.yaml, .storage/core.uuid, an empty dir, a symlink, non-ASCII and >100-byte
+    names, a sqlite database, and files the default excludes leave out."""
+    return make_config_dir(tmp_path / "config")
+
+
+@pytest.fixture
+def backup_path(config_dir: Path, tmp_path: Path) -> Path:
+    """A backup of ``config_dir`` made with the defaults, in ``tmp_path / "backups_out"``."""
+    out = tmp_path / "backups_out"
+    out.mkdir()
+    backup = habackup.create_archive(config_dir, out, name="Fixture backup")
+    assert backup.path is not None
+    return backup.path
+
+
+@pytest.fixture
+def list_inner() -> Callable[[Path], list[str]]:
+    """Lists a backup's inner member names with Python's tarfile."""
+    return inner_member_names
