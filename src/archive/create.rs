@@ -14,7 +14,7 @@ use super::gzip::{write_error, write_gzip, ChunkWriter, GzipOptions};
 use super::metadata::{make_slug, render_backup_json, BackupInfo, NewBackupJson};
 use super::tar_header::{self, EntryType, HeaderFields, BLOCK};
 use super::walk::{walk, EntryKind, WalkEntry};
-use super::{ArchiveError, CancelFlag, Excludes, IoContext};
+use super::{priority, ArchiveError, CancelFlag, Excludes, IoContext};
 
 /// Home Assistant version written when neither the caller nor the config dir's `.HA_VERSION` says.
 pub const DEFAULT_HA_VERSION: &str = "2025.4.4";
@@ -34,7 +34,9 @@ pub struct CreateOptions {
     pub extra: Map<String, Value>,
     pub compresslevel: u32,
     pub threads: usize,
-    pub worker_nice: i32,
+    /// Run the engine's threads as background work (`SCHED_IDLE`), so an event loop sharing the
+    /// cores keeps its timing.
+    pub background: bool,
 }
 
 impl CreateOptions {
@@ -47,7 +49,7 @@ impl CreateOptions {
             extra: Map::new(),
             compresslevel: 6,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            worker_nice: 10,
+            background: true,
         }
     }
 }
@@ -55,6 +57,23 @@ impl CreateOptions {
 /// Creates the backup of `config_dir` at `dest` (a file path, or an existing directory that gets
 /// `<slug>.tar`). The file appears atomically; on failure or cancellation nothing is left behind.
 pub fn create_archive(
+    config_dir: &Path,
+    dest: &Path,
+    options: &CreateOptions,
+    cancel: &CancelFlag,
+    progress: Option<ProgressFn<'_>>,
+) -> Result<BackupInfo, ArchiveError> {
+    if options.background {
+        // Threads inherit the scheduling policy, so the pipeline's threads are background too.
+        priority::run_in_background(|| {
+            create_in_this_thread(config_dir, dest, options, cancel, progress)
+        })
+    } else {
+        create_in_this_thread(config_dir, dest, options, cancel, progress)
+    }
+}
+
+fn create_in_this_thread(
     config_dir: &Path,
     dest: &Path,
     options: &CreateOptions,
@@ -103,7 +122,6 @@ pub fn create_archive(
         let gzip = GzipOptions {
             level: options.compresslevel,
             threads: options.threads,
-            worker_nice: options.worker_nice,
         };
         let mut reporter = Reporter::new(progress, listing.file_bytes);
         let summary = write_gzip(out, &temp_path, &gzip, cancel, |chunks| {

@@ -36,6 +36,15 @@ pub fn extract_archive(
     dest: &Path,
     cancel: &CancelFlag,
 ) -> Result<ExtractSummary, ArchiveError> {
+    // A restore must not stall the event loop either; see `priority`.
+    super::priority::run_in_background(|| extract_in_this_thread(path, dest, cancel))
+}
+
+fn extract_in_this_thread(
+    path: &Path,
+    dest: &Path,
+    cancel: &CancelFlag,
+) -> Result<ExtractSummary, ArchiveError> {
     check_destination(dest)?;
     let (_info, inner, raw) = open_inner(path)?;
     let temp = TempDir::create_beside(dest)?;

@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use super::deflate::{ChunkCompressor, FINAL_BLOCK, WINDOW};
-use super::priority;
 use super::{ArchiveError, CancelFlag};
 
 pub const CHUNK: usize = 1024 * 1024;
@@ -22,8 +21,6 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0xff];
 pub struct GzipOptions {
     pub level: u32,
     pub threads: usize,
-    /// Nice value for the worker threads, so an event loop on the same cores keeps its latency.
-    pub worker_nice: i32,
 }
 
 struct Job {
@@ -166,8 +163,7 @@ where
             let job_rx = Arc::clone(&job_rx);
             let done_tx = done_tx.clone();
             let level = options.level;
-            let nice = options.worker_nice;
-            scope.spawn(move || compress_worker(level, nice, &job_rx, &done_tx));
+            scope.spawn(move || compress_worker(level, &job_rx, &done_tx));
         }
         let producer_done = done_tx.clone();
         drop(done_tx);
@@ -209,8 +205,7 @@ where
     })
 }
 
-fn compress_worker(level: u32, nice: i32, jobs: &Mutex<Receiver<Job>>, done: &Sender<Message>) {
-    priority::lower_current_thread(nice);
+fn compress_worker(level: u32, jobs: &Mutex<Receiver<Job>>, done: &Sender<Message>) {
     let mut compressor = ChunkCompressor::new(level);
     loop {
         let job = {
@@ -304,7 +299,6 @@ mod tests {
         let options = GzipOptions {
             level: 6,
             threads: 3,
-            worker_nice: 0,
         };
         let summary = write_gzip(
             &mut out,
@@ -330,7 +324,6 @@ mod tests {
         let options = GzipOptions {
             level: 6,
             threads: 2,
-            worker_nice: 0,
         };
         write_gzip(
             &mut out,
@@ -353,7 +346,6 @@ mod tests {
         let options = GzipOptions {
             level: 6,
             threads: 2,
-            worker_nice: 0,
         };
         let err = write_gzip(
             &mut out,
@@ -382,7 +374,6 @@ mod cancel_tests {
         let options = GzipOptions {
             level: 6,
             threads: 2,
-            worker_nice: 0,
         };
         let flag = cancel.clone();
         let err = write_gzip(&mut out, "mem".as_ref(), &options, &cancel, |w| {
