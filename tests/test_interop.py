@@ -459,13 +459,16 @@ def test_reads_a_supervisor_backup_json(tmp_path: Path) -> None:
     assert backup.size == path.stat().st_size
 
 
-def test_reads_a_protected_supervisor_backup_but_does_not_extract_it(tmp_path: Path) -> None:
+def test_protected_supervisor_backup_needs_its_password(tmp_path: Path) -> None:
     meta = ha_backup_json(protected=True, crypto="aes128")
     path = write_backup(tmp_path / "p.tar", b"\x00" * 2048, meta)
     assert habackup.read_backup(path).protected is True
     dest = tmp_path / "dest"
-    with pytest.raises(habackup.UnsupportedBackupError):
+    with pytest.raises(habackup.IncorrectPasswordError, match="no password"):
         habackup.extract_archive(path, dest)
+    # Zeros are no AES ciphertext of a gzip stream under any password.
+    with pytest.raises(habackup.IncorrectPasswordError):
+        habackup.extract_archive(path, dest, password="guess")
     assert not dest.exists()
 
 

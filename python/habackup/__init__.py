@@ -6,11 +6,14 @@ from ._archive import (
     DEFAULT_EXCLUDES,
     async_create_archive,
     async_extract_archive,
+    async_verify_archive,
     create_archive,
     extract_archive,
     read_backup,
+    validate_password,
+    verify_archive,
 )
-from ._core import Backup, __version__
+from ._core import Backup, BackupSyncAgent, __version__
 from .errors import (
     ArchiveError,
     BackupAgentError,
@@ -24,6 +27,8 @@ from .errors import (
     InvalidBackupError,
     UnsupportedBackupError,
 )
+from .manager import BackupManager
+from .models import BackupSyncMetadata, SyncedBackup
 
 __all__ = [
     "DEFAULT_EXCLUDES",
@@ -33,16 +38,23 @@ __all__ = [
     "BackupAgentUnreachableError",
     "BackupError",
     "BackupHookError",
+    "BackupManager",
     "BackupManagerError",
     "BackupNotFound",
     "BackupPlatformError",
+    "BackupSyncAgent",
+    "BackupSyncMetadata",
     "IncorrectPasswordError",
     "InvalidBackupError",
+    "SyncedBackup",
     "UnsupportedBackupError",
     "__version__",
     "async_create_archive",
     "async_extract_archive",
+    "async_verify_archive",
     "create_archive",
     "extract_archive",
     "read_backup",
+    "validate_password",
+    "verify_archive",
 ]

@@ -31,11 +31,15 @@ def create_archive(
     compresslevel: int = 6,
     threads: int | None = None,
     on_progress: ProgressCallback | None = None,
+    password: str | None = None,
+    securetar_version: int = 3,
 ) -> Backup:
     """Back up ``config_dir`` to ``path`` (a file, or a directory that gets ``<slug>.tar``).
 
     Blocks the calling thread (with the GIL released); use :func:`async_create_archive` on an
-    event loop. ``on_progress(bytes_done, bytes_total)`` is called from a worker thread.
+    event loop. ``on_progress(bytes_done, bytes_total)`` is called from a worker thread. With a
+    ``password`` the inner archive is encrypted with securetar ``securetar_version`` 3 (Home
+    Assistant's default since 2025.1) or 2.
     """
     return _core.create_archive(
         config_dir,
@@ -48,6 +52,8 @@ def create_archive(
         compresslevel=compresslevel,
         threads=threads,
         on_progress=on_progress,
+        password=password,
+        securetar_version=securetar_version,
     )
 
 
@@ -63,6 +69,8 @@ async def async_create_archive(
     compresslevel: int = 6,
     threads: int | None = None,
     on_progress: ProgressCallback | None = None,
+    password: str | None = None,
+    securetar_version: int = 3,
 ) -> Backup:
     """Back up ``config_dir`` without blocking the event loop.
 
@@ -81,6 +89,8 @@ async def async_create_archive(
         compresslevel=compresslevel,
         threads=threads,
         on_progress=on_progress,
+        password=password,
+        securetar_version=securetar_version,
         cancel=token,
     )
     return await _await_cleanly(future, token)
@@ -91,18 +101,48 @@ def read_backup(path: StrPath) -> Backup:
     return _core.read_backup(path)
 
 
-def extract_archive(path: StrPath, dest: StrPath) -> dict[str, int]:
+def extract_archive(
+    path: StrPath, dest: StrPath, *, password: str | None = None
+) -> dict[str, int]:
     """Extract the backed-up config dir into ``dest`` (absent or empty), atomically.
 
-    Returns counts of the files, directories, symlinks and bytes written.
+    Returns counts of the files, directories, symlinks and bytes written. A protected backup
+    needs its ``password``; a wrong or missing one raises IncorrectPasswordError and writes
+    nothing.
     """
-    return _core.extract_archive(path, dest)
+    return _core.extract_archive(path, dest, password=password)
 
 
-async def async_extract_archive(path: StrPath, dest: StrPath) -> dict[str, int]:
+async def async_extract_archive(
+    path: StrPath, dest: StrPath, *, password: str | None = None
+) -> dict[str, int]:
     """Extract without blocking the event loop; see :func:`extract_archive`."""
     token = _core.CancelToken()
-    return await _await_cleanly(_core.extract_archive_async(path, dest, cancel=token), token)
+    future = _core.extract_archive_async(path, dest, password=password, cancel=token)
+    return await _await_cleanly(future, token)
+
+
+def validate_password(path: StrPath, password: str) -> bool:
+    """Whether ``password`` opens the backup; checks the key only, decrypts nothing else."""
+    return _core.validate_password(path, password)
+
+
+def verify_archive(path: StrPath, *, password: str | None = None) -> dict[str, int | None]:
+    """Decode the whole backup (MACs, FINAL tag, gzip CRC and size, tar structure).
+
+    Returns ``members``, ``bytes``, ``protected`` (0/1) and ``securetar_version`` (None when
+    not protected); raises InvalidBackupError saying what is wrong.
+    """
+    return _core.verify_archive(path, password=password)
+
+
+async def async_verify_archive(
+    path: StrPath, *, password: str | None = None
+) -> dict[str, int | None]:
+    """:func:`verify_archive` without blocking the event loop."""
+    token = _core.CancelToken()
+    future = _core.verify_archive_async(path, password=password, cancel=token)
+    return await _await_cleanly(future, token)
 
 
 async def _await_cleanly(future: Awaitable[_T], token: _core.CancelToken) -> _T:

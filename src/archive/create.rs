@@ -12,6 +12,8 @@ use sha2::{Digest, Sha256};
 use super::atomic::TempFile;
 use super::gzip::{write_error, write_gzip, ChunkWriter, GzipOptions};
 use super::metadata::{make_slug, render_backup_json, BackupInfo, NewBackupJson};
+use crate::securetar::Encryptor;
+
 use super::tar_header::{self, EntryType, HeaderFields, BLOCK};
 use super::walk::{walk, EntryKind, WalkEntry};
 use super::{priority, ArchiveError, CancelFlag, Excludes, IoContext};
@@ -37,6 +39,10 @@ pub struct CreateOptions {
     /// Run the engine's threads as background work (`SCHED_IDLE`), so an event loop sharing the
     /// cores keeps its timing.
     pub background: bool,
+    /// Encrypts the inner archive with securetar when set.
+    pub password: Option<String>,
+    /// 3 (Argon2id + XChaCha20-Poly1305, Home Assistant's default) or 2 (AES-128-CBC).
+    pub securetar_version: u8,
 }
 
 impl CreateOptions {
@@ -50,6 +56,8 @@ impl CreateOptions {
             compresslevel: 6,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             background: true,
+            password: None,
+            securetar_version: 3,
         }
     }
 }
@@ -86,6 +94,12 @@ fn create_in_this_thread(
             options.compresslevel
         )));
     }
+    if !(2..=3).contains(&options.securetar_version) {
+        return Err(ArchiveError::InvalidArgument(format!(
+            "securetar_version must be 2 or 3, not {}",
+            options.securetar_version
+        )));
+    }
     let excludes = match &options.excludes {
         Some(patterns) => Excludes::new(patterns, options.include_database)?,
         None => Excludes::defaults(options.include_database),
@@ -107,7 +121,7 @@ fn create_in_this_thread(
         extra: &options.extra,
         exclude_database: !options.include_database,
         ha_version: &ha_version,
-        protected: false,
+        protected: options.password.is_some(),
     });
 
     let dest = if dest.is_dir() {
@@ -124,17 +138,38 @@ fn create_in_this_thread(
             threads: options.threads,
         };
         let mut reporter = Reporter::new(progress, listing.file_bytes);
-        let summary = write_gzip(out, &temp_path, &gzip, cancel, |chunks| {
+        let mut produce = |chunks: &mut ChunkWriter| {
             write_inner_tar(chunks, &listing.entries, cancel, &mut reporter)
-        })?;
+        };
+        let inner = match &options.password {
+            None => {
+                let summary = write_gzip(out, &temp_path, &gzip, cancel, produce)?;
+                InnerWritten {
+                    len: summary.compressed,
+                    securetar_header: None,
+                }
+            }
+            Some(password) => {
+                // Encryption wraps the parallel gzip stream, so a protected backup compresses
+                // exactly like an unprotected one.
+                let mut encryptor = Encryptor::new(
+                    CountingWriter::new(out),
+                    password,
+                    options.securetar_version,
+                )
+                .map_err(|e| encrypt_error(&temp_path, e))?;
+                write_gzip(&mut encryptor, &temp_path, &gzip, cancel, &mut produce)?;
+                let (counted, header) = encryptor
+                    .finish()
+                    .map_err(|e| encrypt_error(&temp_path, e))?;
+                InnerWritten {
+                    len: counted.count,
+                    securetar_header: Some(header),
+                }
+            }
+        };
         reporter.finish();
-        log::debug!(
-            target: "habackup.archive",
-            "compressed {} bytes of tar into {} bytes",
-            summary.uncompressed,
-            summary.compressed
-        );
-        Ok(summary.compressed)
+        Ok(inner)
     })?;
     cancel.check()?;
     let sha256 = sha256_of(temp.file(), &temp_path, cancel)?;
@@ -146,7 +181,7 @@ fn create_in_this_thread(
         date,
         size,
         path: Some(dest),
-        protected: false,
+        protected: options.password.is_some(),
         compressed: true,
         homeassistant_version: Some(ha_version),
         database_included: options.include_database,
@@ -164,7 +199,7 @@ fn write_outer<F>(
     inner: F,
 ) -> Result<u64, ArchiveError>
 where
-    F: FnOnce(&mut BufWriter<&mut File>) -> Result<u64, ArchiveError>,
+    F: FnOnce(&mut BufWriter<&mut File>) -> Result<InnerWritten, ArchiveError>,
 {
     let mut head = tar_header::encode(&member_header(
         "./backup.json",
@@ -179,7 +214,8 @@ where
 
     let mut out = BufWriter::with_capacity(1024 * 1024, &mut *file);
     out.write_all(&head).at(path)?;
-    let inner_len = inner(&mut out)?;
+    let written = inner(&mut out)?;
+    let inner_len = written.len;
     let padding = tar_header::padding_after(inner_len) as u64;
     let members_len = head.len() as u64 + inner_len + padding;
     let trailer = tar_header::trailer_len(members_len);
@@ -191,7 +227,48 @@ where
     let header = tar_header::encode(&member_header(INNER_NAME, inner_len, mtime));
     file.seek(SeekFrom::Start(inner_header_at)).at(path)?;
     file.write_all(&header).at(path)?;
+    // securetar's header carries the plaintext size, also known only now.
+    if let Some(securetar_header) = written.securetar_header {
+        file.write_all(&securetar_header).at(path)?;
+    }
     Ok(members_len + trailer)
+}
+
+/// What the inner member's writer produced.
+struct InnerWritten {
+    len: u64,
+    securetar_header: Option<Vec<u8>>,
+}
+
+fn encrypt_error(path: &Path, e: io::Error) -> ArchiveError {
+    match e.kind() {
+        io::ErrorKind::InvalidInput => ArchiveError::InvalidArgument(e.to_string()),
+        _ => ArchiveError::io(path, e),
+    }
+}
+
+/// Counts the bytes that pass through, to size the inner member.
+struct CountingWriter<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W> CountingWriter<W> {
+    fn new(inner: W) -> Self {
+        CountingWriter { inner, count: 0 }
+    }
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 fn member_header(name: &str, size: u64, mtime: i64) -> HeaderFields<'_> {

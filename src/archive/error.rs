@@ -14,6 +14,9 @@ pub enum ArchiveError {
     /// The file is not a backup we can trust: corrupt, truncated or unsafe to extract.
     #[error("{path}: {reason}")]
     InvalidBackup { path: PathBuf, reason: String },
+    /// The password is missing or does not open the protected backup.
+    #[error("{path}: {reason}")]
+    IncorrectPassword { path: PathBuf, reason: String },
     /// A well-formed backup that uses something this version does not handle.
     #[error("{path}: {reason}")]
     Unsupported { path: PathBuf, reason: String },

@@ -36,17 +36,29 @@ pub fn extract_archive(
     dest: &Path,
     cancel: &CancelFlag,
 ) -> Result<ExtractSummary, ArchiveError> {
+    extract_protected_archive(path, dest, None, cancel)
+}
+
+/// `extract_archive` for a backup that may be password-protected.
+pub fn extract_protected_archive(
+    path: &Path,
+    dest: &Path,
+    password: Option<&str>,
+    cancel: &CancelFlag,
+) -> Result<ExtractSummary, ArchiveError> {
     // A restore must not stall the event loop either; see `priority`.
-    super::priority::run_in_background(|| extract_in_this_thread(path, dest, cancel))
+    super::priority::run_in_background(|| extract_in_this_thread(path, dest, password, cancel))
 }
 
 fn extract_in_this_thread(
     path: &Path,
     dest: &Path,
+    password: Option<&str>,
     cancel: &CancelFlag,
 ) -> Result<ExtractSummary, ArchiveError> {
     check_destination(dest)?;
-    let (_info, inner, raw) = open_inner(path)?;
+    // The password is checked here, before anything is written.
+    let (_info, inner, raw) = open_inner(path, password)?;
     let temp = TempDir::create_beside(dest)?;
     let gzipped = inner.gzipped;
     let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(4);

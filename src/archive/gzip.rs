@@ -47,6 +47,7 @@ enum Message {
 /// What the written gzip member holds.
 #[derive(Debug, Clone, Copy)]
 pub struct GzipSummary {
+    #[cfg_attr(not(test), allow(dead_code))] // checked by the tests
     pub uncompressed: u64,
     pub compressed: u64,
 }

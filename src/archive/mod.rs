@@ -12,12 +12,14 @@ mod metadata;
 mod priority;
 mod read;
 mod tar_header;
+mod verify;
 mod walk;
 
 pub use cancel::CancelFlag;
 pub use create::{create_archive, CreateOptions, ProgressFn, DEFAULT_HA_VERSION};
 pub use error::{ArchiveError, IoContext};
 pub use excludes::{Excludes, Pattern, DATABASE_EXCLUDES, DEFAULT_EXCLUDES};
-pub use extract::{extract_archive, ExtractSummary};
+pub use extract::{extract_archive, extract_protected_archive, ExtractSummary};
 pub use metadata::{make_slug, BackupInfo};
-pub use read::read_backup;
+pub use read::{read_backup, validate_password};
+pub use verify::{verify_archive, VerifyReport};

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::metadata::{parse_backup_json, BackupInfo};
 use super::{ArchiveError, IoContext};
+use crate::securetar::{CryptoError, Decryptor, Header};
 
 const METADATA_NAMES: &[&str] = &["backup.json", "snapshot.json"];
 const MAX_METADATA: u64 = 4 * 1024 * 1024;
@@ -83,25 +84,58 @@ pub fn read_backup(path: &Path) -> Result<BackupInfo, ArchiveError> {
     Ok(read_outer(path)?.info)
 }
 
-/// Opens the raw bytes of the inner member (still gzipped or encrypted).
+/// Opens the inner member, decrypted when the backup is protected: the stream a gzip (or tar)
+/// reader can consume. Checks the password before anything else happens.
 pub fn open_inner(
     path: &Path,
-) -> Result<(BackupInfo, InnerMember, impl Read + Send), ArchiveError> {
+    password: Option<&str>,
+) -> Result<(BackupInfo, InnerMember, Box<dyn Read + Send>), ArchiveError> {
     let listing = read_outer(path)?;
     let inner = listing
         .inner
         .ok_or_else(|| ArchiveError::invalid(path, "no homeassistant.tar.gz in the backup"))?;
-    if listing.info.protected {
-        return Err(ArchiveError::unsupported(
-            path,
-            "the backup is password-protected; this version of habackup cannot decrypt it yet",
-        ));
-    }
     let mut file = File::open(path).at(path)?;
     file.seek(SeekFrom::Start(inner.offset)).at(path)?;
-    Ok((
-        listing.info,
-        inner,
-        BufReader::with_capacity(1024 * 1024, file).take(inner.size),
-    ))
+    let raw = BufReader::with_capacity(1024 * 1024, file).take(inner.size);
+    if !listing.info.protected {
+        return Ok((listing.info, inner, Box::new(raw)));
+    }
+    let Some(password) = password else {
+        return Err(ArchiveError::IncorrectPassword {
+            path: path.to_path_buf(),
+            reason: "the backup is password-protected and no password was given".into(),
+        });
+    };
+    let decryptor = Decryptor::new(raw, password).map_err(|e| match e {
+        CryptoError::IncorrectPassword => ArchiveError::IncorrectPassword {
+            path: path.to_path_buf(),
+            reason: "the password is incorrect".into(),
+        },
+        CryptoError::Header(e) => ArchiveError::invalid(path, e.to_string()),
+        CryptoError::Corrupt(e) => ArchiveError::invalid(path, e),
+    })?;
+    Ok((listing.info, inner, Box::new(decryptor)))
+}
+
+/// The SecureTar version of a protected backup's inner archive, read from its header.
+pub fn securetar_version(path: &Path) -> Result<Option<u8>, ArchiveError> {
+    let listing = read_outer(path)?;
+    let Some(inner) = listing.inner.filter(|_| listing.info.protected) else {
+        return Ok(None);
+    };
+    let mut file = File::open(path).at(path)?;
+    file.seek(SeekFrom::Start(inner.offset)).at(path)?;
+    let header = Header::read(&mut file.take(inner.size))
+        .map_err(|e| ArchiveError::invalid(path, e.to_string()))?;
+    Ok(Some(header.version()))
+}
+
+/// Whether `password` opens the backup: cheap, only the key check (an unprotected backup opens
+/// with any password).
+pub fn validate_password(path: &Path, password: &str) -> Result<bool, ArchiveError> {
+    match open_inner(path, Some(password)) {
+        Ok(_) => Ok(true),
+        Err(ArchiveError::IncorrectPassword { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
 }

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use super::backup::Backup;
 use super::blocking::{run_interruptible, CancelOnDrop};
 use super::errors::{convert, to_py};
-use crate::archive::{self, ArchiveError, CancelFlag, CreateOptions, ExtractSummary};
+use crate::archive::{self, ArchiveError, CancelFlag, CreateOptions, ExtractSummary, VerifyReport};
 
 /// Lets the Python wrapper stop blocking work it started, and wait for its clean-up.
 #[pyclass(module = "habackup._core")]
@@ -45,8 +45,12 @@ fn create_options(
     extra: Option<&Bound<'_, PyAny>>,
     compresslevel: u32,
     threads: Option<usize>,
+    password: Option<String>,
+    securetar_version: u8,
 ) -> Result<CreateOptions, ArchiveError> {
     let mut options = CreateOptions::new(name);
+    options.password = password;
+    options.securetar_version = securetar_version;
     options.include_database = include_database;
     options.excludes = excludes;
     options.ha_version = ha_version;
@@ -113,7 +117,8 @@ fn loop_progress(event_loop: Py<PyAny>, callback: Py<PyAny>) -> Progress {
 
 #[pyfunction]
 #[pyo3(signature = (config_dir, path, *, name, include_database=true, excludes=None, ha_version=None,
-                    extra=None, compresslevel=6, threads=None, on_progress=None))]
+                    extra=None, compresslevel=6, threads=None, on_progress=None, password=None,
+                    securetar_version=3))]
 #[allow(clippy::too_many_arguments)]
 pub fn create_archive(
     py: Python<'_>,
@@ -127,6 +132,8 @@ pub fn create_archive(
     compresslevel: u32,
     threads: Option<usize>,
     on_progress: Option<Py<PyAny>>,
+    password: Option<String>,
+    securetar_version: u8,
 ) -> PyResult<Backup> {
     let options = create_options(
         name,
@@ -136,6 +143,8 @@ pub fn create_archive(
         extra.as_ref(),
         compresslevel,
         threads,
+        password,
+        securetar_version,
     )
     .map_err(|e| to_py(py, e))?;
     let cancel = CancelFlag::new();
@@ -149,7 +158,8 @@ pub fn create_archive(
 
 #[pyfunction]
 #[pyo3(signature = (config_dir, path, *, name, include_database=true, excludes=None, ha_version=None,
-                    extra=None, compresslevel=6, threads=None, on_progress=None, cancel=None))]
+                    extra=None, compresslevel=6, threads=None, on_progress=None, password=None,
+                    securetar_version=3, cancel=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn create_archive_async<'py>(
     py: Python<'py>,
@@ -163,6 +173,8 @@ pub fn create_archive_async<'py>(
     compresslevel: u32,
     threads: Option<usize>,
     on_progress: Option<Py<PyAny>>,
+    password: Option<String>,
+    securetar_version: u8,
     cancel: Option<PyRef<'_, CancelToken>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let options = create_options(
@@ -173,6 +185,8 @@ pub fn create_archive_async<'py>(
         extra.as_ref(),
         compresslevel,
         threads,
+        password,
+        securetar_version,
     )
     .map_err(|e| to_py(py, e))?;
     let cancel = cancel.map(|c| c.0.clone()).unwrap_or_default();
@@ -212,36 +226,93 @@ fn summary_dict(summary: ExtractSummary) -> HashMap<&'static str, u64> {
 }
 
 #[pyfunction]
+#[pyo3(signature = (path, dest, *, password=None))]
 pub fn extract_archive(
     py: Python<'_>,
     path: PathBuf,
     dest: PathBuf,
+    password: Option<String>,
 ) -> PyResult<HashMap<&'static str, u64>> {
     let cancel = CancelFlag::new();
     let work_cancel = cancel.clone();
     let result = run_interruptible(py, &cancel, move || {
-        archive::extract_archive(&path, &dest, &work_cancel)
+        archive::extract_protected_archive(&path, &dest, password.as_deref(), &work_cancel)
     })?;
     result.map(summary_dict).map_err(|e| to_py(py, e))
 }
 
 #[pyfunction]
-#[pyo3(signature = (path, dest, *, cancel=None))]
+#[pyo3(signature = (path, dest, *, password=None, cancel=None))]
 pub fn extract_archive_async<'py>(
     py: Python<'py>,
     path: PathBuf,
     dest: PathBuf,
+    password: Option<String>,
     cancel: Option<PyRef<'py, CancelToken>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let cancel = cancel.map(|c| c.0.clone()).unwrap_or_default();
     let guard = CancelOnDrop(cancel.clone());
     pyo3_async_runtimes::tokio::future_into_py(py, async move {
         let _guard = guard;
-        let work =
-            tokio::task::spawn_blocking(move || archive::extract_archive(&path, &dest, &cancel));
+        let work = tokio::task::spawn_blocking(move || {
+            archive::extract_protected_archive(&path, &dest, password.as_deref(), &cancel)
+        });
         let result = work.await.map_err(|e| {
             pyo3::exceptions::PyRuntimeError::new_err(format!("extract task failed: {e}"))
         })?;
         convert(result.map(summary_dict))
+    })
+}
+
+/// Whether `password` opens the backup (the cheap key check; Argon2 runs without the GIL).
+#[pyfunction]
+pub fn validate_password(py: Python<'_>, path: PathBuf, password: String) -> PyResult<bool> {
+    let result = py.detach(|| archive::validate_password(&path, &password));
+    result.map_err(|e| to_py(py, e))
+}
+
+fn report_dict(report: VerifyReport) -> HashMap<&'static str, Option<u64>> {
+    HashMap::from([
+        ("members", Some(report.members)),
+        ("bytes", Some(report.bytes)),
+        ("protected", Some(u64::from(report.protected))),
+        ("securetar_version", report.securetar_version.map(u64::from)),
+    ])
+}
+
+#[pyfunction]
+#[pyo3(signature = (path, *, password=None))]
+pub fn verify_archive(
+    py: Python<'_>,
+    path: PathBuf,
+    password: Option<String>,
+) -> PyResult<HashMap<&'static str, Option<u64>>> {
+    let cancel = CancelFlag::new();
+    let work_cancel = cancel.clone();
+    let result = run_interruptible(py, &cancel, move || {
+        archive::verify_archive(&path, password.as_deref(), &work_cancel)
+    })?;
+    result.map(report_dict).map_err(|e| to_py(py, e))
+}
+
+#[pyfunction]
+#[pyo3(signature = (path, *, password=None, cancel=None))]
+pub fn verify_archive_async<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    password: Option<String>,
+    cancel: Option<PyRef<'py, CancelToken>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let cancel = cancel.map(|c| c.0.clone()).unwrap_or_default();
+    let guard = CancelOnDrop(cancel.clone());
+    pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        let _guard = guard;
+        let work = tokio::task::spawn_blocking(move || {
+            archive::verify_archive(&path, password.as_deref(), &cancel)
+        });
+        let result = work.await.map_err(|e| {
+            pyo3::exceptions::PyRuntimeError::new_err(format!("verify task failed: {e}"))
+        })?;
+        convert(result.map(report_dict))
     })
 }

@@ -34,6 +34,12 @@ pub fn to_py(py: Python<'_>, err: ArchiveError) -> PyErr {
             message,
             Some(path.display().to_string()),
         ),
+        ArchiveError::IncorrectPassword { path, .. } => raise(
+            py,
+            "IncorrectPasswordError",
+            message,
+            Some(path.display().to_string()),
+        ),
         ArchiveError::Unsupported { path, .. } => raise(
             py,
             "UnsupportedBackupError",

@@ -1,10 +1,13 @@
 //! The pyo3 layer: converts types and errors between Python and the pure-Rust engine.
 
+mod agent;
 mod archive;
 mod backup;
 mod blocking;
+mod bridge;
 mod errors;
 mod logging;
+mod manager;
 mod runtime;
 
 use pyo3::prelude::*;
@@ -12,12 +15,18 @@ use pyo3::prelude::*;
 #[pymodule]
 mod _core {
     #[pymodule_export]
+    use super::agent::BackupSyncAgent;
+    #[pymodule_export]
     use super::archive::{
         create_archive, create_archive_async, extract_archive, extract_archive_async, read_backup,
-        CancelToken,
+        validate_password, verify_archive, verify_archive_async, CancelToken,
     };
     #[pymodule_export]
     use super::backup::Backup;
+    #[pymodule_export]
+    use super::bridge::AbortToken;
+    #[pymodule_export]
+    use super::manager::BackupManagerCore;
 
     use pyo3::prelude::*;
 

@@ -1,0 +1,187 @@
+"""``BackupManager``: hooks, archive and sync agents, orchestrated by the Rust engine.
+
+The flows run on habackup's tokio runtime; this class adds the typed API, event subscribers and
+clean cancellation: cancelling an ``async_*`` call returns only after the engine has cancelled
+what it started, run the post hooks and removed its temp files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal, TypeVar, cast
+
+from . import _core
+from ._core import Backup, BackupSyncAgent
+from .errors import BackupAgentError
+
+_LOGGER = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+StrPath = str | os.PathLike[str]
+BackupEvent = dict[str, Any]
+EventCallback = Callable[[BackupEvent], None]
+
+
+class _Subscribers:
+    """Event callbacks; kept apart from the manager so the engine holds no reference to it."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[EventCallback] = []
+
+    def __call__(self, event: BackupEvent) -> None:
+        for callback in list(self.callbacks):
+            try:
+                callback(event)
+            except Exception:
+                _LOGGER.exception("Error in backup event callback %s", callback)
+
+
+async def _await_cleanly(future: Awaitable[_T], token: _core.AbortToken) -> _T:
+    """Await engine work; on cancellation abort it and wait until it has wound down."""
+    task = asyncio.ensure_future(future)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        token.cancel()
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()
+        raise
+
+
+class BackupManager:
+    """Creates, lists, syncs, downloads, removes and restores Home Assistant backups.
+
+    ``hass`` is passed unchanged to the platforms' hooks and agent factories. ``agent_timeout`` is
+    the limit in seconds for each agent call (``None``: no limit).
+    """
+
+    def __init__(
+        self,
+        hass: Any,
+        *,
+        config_dir: StrPath,
+        backup_dir: StrPath | None = None,
+        ha_version: str | None = None,
+        agent_timeout: float | None = None,
+    ) -> None:
+        self.hass = hass
+        self._subscribers = _Subscribers()
+        self._core = _core.BackupManagerCore(
+            hass, config_dir, backup_dir, ha_version, agent_timeout, self._subscribers
+        )
+
+    @property
+    def config_dir(self) -> Path:
+        return self._core.config_dir
+
+    @property
+    def backup_dir(self) -> Path:
+        return self._core.backup_dir
+
+    @property
+    def state(self) -> Literal["idle", "create_backup", "restore_backup"]:
+        """``"idle"``, ``"create_backup"`` or ``"restore_backup"``."""
+        return cast(Literal["idle", "create_backup", "restore_backup"], self._core.state)
+
+    @property
+    def sync_agents(self) -> Mapping[str, BackupSyncAgent]:
+        """The registered agents, keyed by agent id (``"<domain>.<name>"``)."""
+        return MappingProxyType(self._core.sync_agents)
+
+    async def async_add_platform(self, domain: str, platform: Any) -> None:
+        """Register an integration's backup platform (normally its ``backup`` module).
+
+        Raises ``BackupPlatformError`` for a platform with only one of the two hooks, an agent
+        that is not a ``BackupSyncAgent``, a duplicate agent id or an agent factory that raises.
+        """
+        token = _core.AbortToken()
+        await _await_cleanly(self._core.add_platform(domain, platform, abort=token), token)
+
+    async def async_create_backup(
+        self,
+        *,
+        name: str | None = None,
+        password: str | None = None,
+        include_database: bool = True,
+        agent_ids: Sequence[str] | None = None,
+        excludes: Sequence[str] | None = None,
+    ) -> Backup:
+        """Run the pre hooks, write the backup, run the post hooks, upload to the agents.
+
+        Agent failures do not fail the backup: see ``failed_agents`` on the result.
+        """
+        token = _core.AbortToken()
+        future = self._core.create_backup(
+            name=name,
+            password=password,
+            include_database=include_database,
+            agent_ids=list(agent_ids) if agent_ids is not None else None,
+            excludes=list(excludes) if excludes is not None else None,
+            abort=token,
+        )
+        return await _await_cleanly(future, token)
+
+    async def async_sync_backup(
+        self, slug: str, *, agent_ids: Sequence[str] | None = None
+    ) -> Backup:
+        """Upload an existing local backup to the agents (all of them by default)."""
+        token = _core.AbortToken()
+        future = self._core.sync_backup(
+            slug, agent_ids=list(agent_ids) if agent_ids is not None else None, abort=token
+        )
+        return await _await_cleanly(future, token)
+
+    async def async_get_backups(
+        self,
+    ) -> tuple[dict[str, Backup], dict[str, BackupAgentError]]:
+        """Local and agent backups merged by slug, and the agents whose listing failed."""
+        token = _core.AbortToken()
+        return await _await_cleanly(self._core.get_backups(abort=token), token)
+
+    async def async_get_backup(self, slug: str) -> Backup | None:
+        """One backup by slug, local or on an agent."""
+        token = _core.AbortToken()
+        return await _await_cleanly(self._core.get_backup(slug, abort=token), token)
+
+    async def async_download_backup(
+        self, *, agent_id: str, id: str, path: StrPath | None = None
+    ) -> Path:
+        """Download an agent's copy into the backup dir (or ``path``); returns where it is."""
+        token = _core.AbortToken()
+        future = self._core.download_backup(agent_id=agent_id, id=id, path=path, abort=token)
+        return await _await_cleanly(future, token)
+
+    async def async_remove_backup(self, slug: str) -> None:
+        """Delete a backup locally and from every agent that holds it."""
+        token = _core.AbortToken()
+        await _await_cleanly(self._core.remove_backup(slug, abort=token), token)
+
+    async def async_restore_backup(
+        self, slug: str, *, password: str | None = None, restore_database: bool = True
+    ) -> None:
+        """Restore a local backup into the config dir (keeping ``backups/``)."""
+        token = _core.AbortToken()
+        future = self._core.restore_backup(
+            slug, password=password, restore_database=restore_database, abort=token
+        )
+        await _await_cleanly(future, token)
+
+    def async_subscribe_events(self, callback: EventCallback) -> Callable[[], None]:
+        """Call ``callback(event)`` on the loop thread for every event; returns unsubscribe."""
+        callbacks = self._subscribers.callbacks
+        callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in callbacks:
+                callbacks.remove(callback)
+
+        return unsubscribe
+
+
+__all__ = ["BackupEvent", "BackupManager", "EventCallback"]

@@ -1,0 +1,42 @@
+"""The data an integration's sync agent deals in: what it uploads and what it lists."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, TypedDict
+
+
+class BackupSyncMetadata(TypedDict):
+    """What ``BackupSyncAgent.async_upload_backup`` gets as ``metadata``."""
+
+    date: str
+    """ISO 8601 with a UTC offset."""
+    slug: str
+    """8 lowercase hex digits."""
+    size: int
+    """Bytes of the backup file."""
+    name: str
+    homeassistant: str
+    """The Home Assistant version that made the backup."""
+    protected: bool
+    sha256: str
+    """Hex digest of the whole backup file."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SyncedBackup:
+    """One backup as an agent holds it; ``id`` is the agent's own id for its copy."""
+
+    id: str
+    slug: str
+    name: str
+    date: str
+    size: int
+    protected: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+__all__ = ["BackupSyncMetadata", "SyncedBackup"]
