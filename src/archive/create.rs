@@ -4,6 +4,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
@@ -152,16 +153,19 @@ fn create_in_this_thread(
             Some(password) => {
                 // Encryption wraps the parallel gzip stream, so a protected backup compresses
                 // exactly like an unprotected one.
-                let mut encryptor = Encryptor::new(
+                let encryptor = Encryptor::new(
                     CountingWriter::new(out),
                     password,
                     options.securetar_version,
                 )
                 .map_err(|e| encrypt_error(&temp_path, e))?;
-                write_gzip(&mut encryptor, &temp_path, &gzip, cancel, &mut produce)?;
-                let (counted, header) = encryptor
-                    .finish()
-                    .map_err(|e| encrypt_error(&temp_path, e))?;
+                let (counted, header) = on_own_thread(encryptor, |sink| {
+                    write_gzip(sink, &temp_path, &gzip, cancel, &mut produce).map(|_| ())
+                })
+                .map_err(|e| match e {
+                    ThreadedError::Work(e) => e,
+                    ThreadedError::Sink(e) => encrypt_error(&temp_path, e),
+                })?;
                 InnerWritten {
                     len: counted.count,
                     securetar_header: Some(header),
@@ -232,6 +236,63 @@ where
         file.write_all(&securetar_header).at(path)?;
     }
     Ok(members_len + trailer)
+}
+
+enum ThreadedError {
+    Work(ArchiveError),
+    Sink(io::Error),
+}
+
+/// Runs `work` writing into `sink` on another thread, and returns what `sink.finish()` gives.
+/// The secretstream is sequential (each chunk's nonce follows from the previous MAC), so a
+/// thread of its own lets it overlap compression instead of stalling the writer.
+fn on_own_thread<W, F>(encryptor: Encryptor<W>, work: F) -> Result<(W, Vec<u8>), ThreadedError>
+where
+    W: Write + Send,
+    F: FnOnce(&mut ChannelWriter) -> Result<(), ArchiveError>,
+{
+    std::thread::scope(|scope| {
+        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
+        let encrypting = scope.spawn(move || {
+            let mut encryptor = encryptor;
+            for buf in rx {
+                encryptor.write_all(&buf)?;
+            }
+            encryptor.finish()
+        });
+        let mut sink = ChannelWriter { tx: Some(tx) };
+        let worked = work(&mut sink);
+        sink.tx = None;
+        let finished = encrypting
+            .join()
+            .unwrap_or_else(|_| Err(io::Error::other("the encryption thread panicked")));
+        // A sink failure (full disk) explains a producer that stopped, so it wins.
+        let finished = finished.map_err(ThreadedError::Sink)?;
+        worked.map_err(ThreadedError::Work)?;
+        Ok(finished)
+    })
+}
+
+/// Hands written bytes to another thread.
+struct ChannelWriter {
+    tx: Option<mpsc::SyncSender<Vec<u8>>>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let sent = self.tx.as_ref().map(|tx| tx.send(buf.to_vec()));
+        match sent {
+            Some(Ok(())) => Ok(buf.len()),
+            _ => Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the encryption thread stopped",
+            )),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// What the inner member's writer produced.

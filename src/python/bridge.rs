@@ -19,6 +19,13 @@ use pyo3_async_runtimes::TaskLocals;
 use tokio::sync::{oneshot, watch};
 
 type Outcome = PyResult<Py<PyAny>>;
+/// `(object, method, args, kwargs)` of one call to start.
+pub type CallSpec<'py, 'm> = (
+    Bound<'py, PyAny>,
+    &'m str,
+    Bound<'py, PyTuple>,
+    Option<Bound<'py, PyDict>>,
+);
 type Sender = Arc<Mutex<Option<oneshot::Sender<Outcome>>>>;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -81,7 +88,8 @@ struct TaskSlot {
 pub struct PyCall {
     rx: oneshot::Receiver<Outcome>,
     slot: Arc<Mutex<TaskSlot>>,
-    event_loop: Option<Py<PyAny>>,
+    /// Shared by a batch, so a thousand calls hold one reference to the loop.
+    event_loop: Option<Arc<Py<PyAny>>>,
     finished: bool,
 }
 
@@ -102,30 +110,49 @@ impl PyCall {
         args: Bound<'_, PyTuple>,
         kwargs: Option<Bound<'_, PyDict>>,
     ) -> PyCall {
-        let (tx, rx) = oneshot::channel();
-        let sender: Sender = Arc::new(Mutex::new(Some(tx)));
-        let slot = Arc::new(Mutex::new(TaskSlot::default()));
-        let event_loop = locals.event_loop(py);
-        let scheduled = obj.getattr(method).and_then(|func| {
-            schedule(
-                py,
-                locals,
-                func.unbind(),
-                args.unbind(),
-                kwargs.map(Bound::unbind),
-                slot.clone(),
-                sender.clone(),
-            )
-        });
-        if let Err(err) = scheduled {
-            send(&sender, Err(err));
+        let mut calls = PyCall::start_batch(py, locals, vec![(obj.clone(), method, args, kwargs)]);
+        calls.pop().unwrap_or_else(|| {
+            PyCall::failed(PyRuntimeError::new_err("a call could not be scheduled"))
+        })
+    }
+
+    /// `start` for many calls at once: they are started by one callback on the loop, so a stage
+    /// of a thousand hooks costs one wake-up of the loop, not a thousand.
+    pub fn start_batch<'py>(
+        py: Python<'py>,
+        locals: &TaskLocals,
+        items: Vec<CallSpec<'py, '_>>,
+    ) -> Vec<PyCall> {
+        let event_loop = Arc::new(locals.event_loop(py).unbind());
+        let mut calls = Vec::with_capacity(items.len());
+        let mut pending = Vec::with_capacity(items.len());
+        for (obj, method, args, kwargs) in items {
+            let (tx, rx) = oneshot::channel();
+            let sender: Sender = Arc::new(Mutex::new(Some(tx)));
+            let slot = Arc::new(Mutex::new(TaskSlot::default()));
+            match obj.getattr(method) {
+                Ok(func) => pending.push(PendingCall {
+                    func: func.unbind(),
+                    args: args.unbind(),
+                    kwargs: kwargs.map(Bound::unbind),
+                    slot: slot.clone(),
+                    sender,
+                }),
+                Err(err) => send(&sender, Err(err)),
+            }
+            calls.push(PyCall {
+                rx,
+                slot,
+                event_loop: Some(Arc::clone(&event_loop)),
+                finished: false,
+            });
         }
-        PyCall {
-            rx,
-            slot,
-            event_loop: Some(event_loop.unbind()),
-            finished: false,
+        if let Err(err) = schedule(py, locals, &pending) {
+            for call in &pending {
+                send(&call.sender, Err(err.clone_ref(py)));
+            }
         }
+        calls
     }
 
     /// A call that failed before it could start.
@@ -192,37 +219,62 @@ impl Drop for PyCall {
             self.cancel();
         }
         if let Some(event_loop) = self.event_loop.take() {
-            // Decref with the GIL rather than leaving it to pyo3's pending pool.
-            Python::attach(|_py| drop(event_loop));
+            // Only the batch's last reference takes the GIL to decref the loop.
+            if let Some(event_loop) = Arc::into_inner(event_loop) {
+                Python::attach(|_py| drop(event_loop));
+            }
         }
     }
 }
 
-fn schedule(
-    py: Python<'_>,
-    locals: &TaskLocals,
+/// One call waiting for the loop to start it.
+struct PendingCall {
     func: Py<PyAny>,
     args: Py<PyTuple>,
     kwargs: Option<Py<PyDict>>,
     slot: Arc<Mutex<TaskSlot>>,
     sender: Sender,
-) -> PyResult<()> {
+}
+
+fn schedule(py: Python<'_>, locals: &TaskLocals, pending: &[PendingCall]) -> PyResult<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let calls: Vec<PendingCall> = pending
+        .iter()
+        .map(|c| PendingCall {
+            func: c.func.clone_ref(py),
+            args: c.args.clone_ref(py),
+            kwargs: c.kwargs.as_ref().map(|k| k.clone_ref(py)),
+            slot: c.slot.clone(),
+            sender: c.sender.clone(),
+        })
+        .collect();
     let starter = PyCFunction::new_closure(
         py,
-        Some(c"habackup_start_call"),
+        Some(c"habackup_start_calls"),
         None,
         move |call_args: &Bound<'_, PyTuple>, _: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
             let py = call_args.py();
-            if lock(&slot).cancel_requested {
-                send(
-                    &sender,
-                    Err(CancelledError::new_err("cancelled before it started")),
+            for call in &calls {
+                if lock(&call.slot).cancel_requested {
+                    send(
+                        &call.sender,
+                        Err(CancelledError::new_err("cancelled before it started")),
+                    );
+                    continue;
+                }
+                let started = start_task(
+                    py,
+                    &call.func,
+                    &call.args,
+                    call.kwargs.as_ref(),
+                    &call.slot,
+                    &call.sender,
                 );
-                return Ok(());
-            }
-            let started = start_task(py, &func, &args, kwargs.as_ref(), &slot, &sender);
-            if let Err(err) = started {
-                send(&sender, Err(err));
+                if let Err(err) = started {
+                    send(&call.sender, Err(err));
+                }
             }
             Ok(())
         },
@@ -273,17 +325,10 @@ fn start_task(
     Ok(())
 }
 
+/// `result()` returns the value, or raises the stored exception (its type, message, traceback and
+/// chained causes intact) or `CancelledError`.
 fn task_outcome(task: &Bound<'_, PyAny>) -> Outcome {
-    if task.call_method0("cancelled")?.is_truthy()? {
-        return Err(CancelledError::new_err("the task was cancelled"));
-    }
-    let exception = task.call_method0("exception")?;
-    if exception.is_none() {
-        Ok(task.call_method0("result")?.unbind())
-    } else {
-        // The exception object keeps its type, message, traceback and chained causes.
-        Err(PyErr::from_value(exception))
-    }
+    task.call_method0("result").map(Bound::unbind)
 }
 
 /// Why an awaited call did not return a value.

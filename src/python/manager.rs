@@ -251,19 +251,34 @@ impl Op {
         abort: &AbortToken,
         outcome: &mut Outcome,
     ) {
-        let calls: Vec<(String, PyCall)> = hooks
-            .iter()
-            .map(|(domain, hook)| {
-                let hass = &self.inner.hass;
-                let call = self.start(
-                    hook,
-                    "__call__",
-                    |py| PyTuple::new(py, [hass.bind(py)]),
-                    |_| Ok(None),
-                );
-                (domain.clone(), call)
-            })
-            .collect();
+        let calls: Vec<(String, PyCall)> = Python::attach(|py| {
+            let hass = self.inner.hass.bind(py);
+            let mut specs = Vec::with_capacity(hooks.len());
+            let mut failed = Vec::new();
+            for (i, (_, hook)) in hooks.iter().enumerate() {
+                match PyTuple::new(py, [hass]) {
+                    Ok(args) => specs.push((hook.bind(py).clone(), "__call__", args, None)),
+                    Err(err) => failed.push((i, err)),
+                }
+            }
+            let mut started = PyCall::start_batch(py, &self.locals, specs).into_iter();
+            let mut failed = failed.into_iter().peekable();
+            hooks
+                .iter()
+                .enumerate()
+                .map(|(i, (domain, _))| {
+                    let call = match failed.next_if(|(at, _)| *at == i) {
+                        Some((_, err)) => PyCall::failed(err),
+                        None => started.next().unwrap_or_else(|| {
+                            PyCall::failed(pyo3::exceptions::PyRuntimeError::new_err(
+                                "a hook could not be scheduled",
+                            ))
+                        }),
+                    };
+                    (domain.clone(), call)
+                })
+                .collect()
+        });
         let results = join_all(
             calls
                 .into_iter()

@@ -3,7 +3,7 @@
 
 use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
 use chacha20::ChaCha20;
-use poly1305::universal_hash::KeyInit;
+use poly1305::universal_hash::{KeyInit, UniversalHash};
 use poly1305::Poly1305;
 use subtle::ConstantTimeEq;
 
@@ -57,18 +57,22 @@ impl State {
     fn mac(&self, first_block: &[u8; 64], ciphertext: &[u8]) -> [u8; 16] {
         let mut poly_key = [0u8; 32];
         self.cipher(0).apply_keystream(&mut poly_key);
+        let mut poly = Poly1305::new((&poly_key).into());
+        // The aligned prefix goes straight in; only the short tail is copied.
+        let whole = ciphertext.len() / 16 * 16;
+        poly.update_padded(first_block);
+        poly.update_padded(&ciphertext[..whole]);
         // libsodium pads the message by `mlen % 16` bytes (not to the next multiple of 16): a quirk
         // the format keeps for compatibility.
-        let pad = ciphertext.len() % 16;
-        let mut input = Vec::with_capacity(64 + ciphertext.len() + pad + 16);
-        input.extend_from_slice(first_block);
-        input.extend_from_slice(ciphertext);
-        input.resize(input.len() + pad, 0);
-        input.extend_from_slice(&0u64.to_le_bytes());
-        input.extend_from_slice(&(64 + ciphertext.len() as u64).to_le_bytes());
-        Poly1305::new((&poly_key).into())
-            .compute_unpadded(&input)
-            .into()
+        let rest = &ciphertext[whole..];
+        let mut tail = [0u8; 48];
+        tail[..rest.len()].copy_from_slice(rest);
+        let mut at = 2 * rest.len();
+        tail[at..at + 8].copy_from_slice(&0u64.to_le_bytes());
+        at += 8;
+        tail[at..at + 8].copy_from_slice(&(64 + ciphertext.len() as u64).to_le_bytes());
+        at += 8;
+        poly.compute_unpadded(&tail[..at]).into()
     }
 
     fn advance(&mut self, mac: &[u8; 16], tag: u8) {
