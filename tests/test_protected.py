@@ -77,6 +77,8 @@ async def test_we_open_home_assistants_protected_backup(
     write_like_home_assistant(config, path, version)
     assert habackup.validate_password(path, PASSWORD)
     assert not habackup.validate_password(path, "wrong")
+    assert await habackup.async_validate_password(path, PASSWORD)
+    assert not await habackup.async_validate_password(path, "wrong")
     dest = tmp_path / "restored"
     await habackup.async_extract_archive(path, dest, password=PASSWORD)
     assert snapshot(dest) == snapshot(config)

@@ -127,6 +127,12 @@ def validate_password(path: StrPath, password: str) -> bool:
     return _core.validate_password(path, password)
 
 
+async def async_validate_password(path: StrPath, password: str) -> bool:
+    """:func:`validate_password` off the event loop (Argon2id takes tens of milliseconds)."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(None, _core.validate_password, path, password)
+
+
 def verify_archive(path: StrPath, *, password: str | None = None) -> dict[str, int | None]:
     """Decode the whole backup (MACs, FINAL tag, gzip CRC and size, tar structure).
 
