@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
 import shutil
 import subprocess
 import sys
@@ -87,3 +89,83 @@ def test_failures_exit_1_with_one_line(tmp_path: Path) -> None:
     debug = run("--debug", "info", junk)
     assert debug.returncode == 1
     assert "Traceback" in debug.stderr
+
+
+def test_protected_create_verify_extract(example: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "pw.txt"
+    secret.write_text("hunter2\n")
+    out = tmp_path / "out"
+    created = run("create", example, "-o", out, "--password-file", secret, "--json")
+    assert created.returncode == 0, created.stderr
+    path = json.loads(created.stdout)["path"]
+    assert json.loads(created.stdout)["protected"] is True
+
+    verified = run("verify", path, "--password-file", secret)
+    assert verified.returncode == 0, verified.stderr
+    assert "OK" in verified.stdout
+    assert "securetar v3" in verified.stdout
+
+    env = {**os.environ, "HB_PW": "hunter2"}
+    command = ["extract", path, str(tmp_path / "x"), "--password-env", "HB_PW"]
+    extracted = subprocess.run(
+        [sys.executable, "-m", "habackup", *command],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert extracted.returncode == 0, extracted.stderr
+    assert (tmp_path / "x" / "configuration.yaml").exists()
+
+    secret.write_text("wrong\n")
+    wrong = run("extract", path, tmp_path / "y", "--password-file", secret)
+    assert wrong.returncode == 1
+    assert wrong.stderr.count("\n") == 1
+    assert "password" in wrong.stderr
+    assert "wrong" not in wrong.stderr
+    assert not (tmp_path / "y").exists()
+
+    missing = run("verify", path)
+    assert missing.returncode == 1
+    assert "password" in missing.stderr
+
+
+def test_password_on_the_command_line_is_refused(example: Path, tmp_path: Path) -> None:
+    refused = run("create", example, "-o", tmp_path / "out", "--password", "hunter2")
+    assert refused.returncode == 2
+    assert "--password-file" in refused.stderr
+    assert not (tmp_path / "out").exists()
+    unset = run("create", example, "-o", tmp_path / "out", "--password-env", "HB_UNSET_VAR")
+    assert unset.returncode == 2
+    assert "HB_UNSET_VAR" in unset.stderr
+
+
+def test_progress_bar_only_on_a_terminal(example: Path, tmp_path: Path) -> None:
+    big = example / "media.bin"
+    big.write_bytes(os.urandom(64 * 1024 * 1024))
+    plain = run("create", example, "-o", tmp_path / "a")
+    assert plain.returncode == 0
+    assert "\r" not in plain.stderr
+    assert "ETA" not in plain.stderr
+
+    controller, terminal = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "habackup", "create", str(example), "-o", str(tmp_path / "b")],
+        stdout=subprocess.DEVNULL,
+        stderr=terminal,
+    )
+    os.close(terminal)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert proc.wait(timeout=120) == 0
+    os.close(controller)
+    assert b"ETA" in seen
+    assert b"\r" in seen

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from . import _archive
 from ._core import Backup
@@ -24,6 +27,72 @@ def _human(size: int) -> str:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return f"{size} B"
+
+
+class _Progress:
+    """A one-line progress bar (bytes, rate, ETA) on a terminal; nothing otherwise."""
+
+    def __init__(self, label: str, stream: TextIO = sys.stderr) -> None:
+        self.label = label
+        self.stream = stream
+        self.started = time.monotonic()
+        self.shown = False
+        self._lock = threading.Lock()
+
+    @classmethod
+    def for_terminal(cls, label: str) -> _Progress | None:
+        return cls(label) if sys.stderr.isatty() else None
+
+    def __call__(self, done: int, total: int) -> None:
+        with self._lock:
+            elapsed = max(time.monotonic() - self.started, 1e-6)
+            rate = done / elapsed
+            eta = (total - done) / rate if rate > 0 else 0.0
+            share = done / total if total else 1.0
+            bar = "#" * int(share * 30)
+            self.stream.write(
+                f"\r{self.label} [{bar:<30}] {_human(done)} / {_human(total)} "
+                f"{_human(int(rate))}/s ETA {eta:4.0f}s "
+            )
+            self.stream.flush()
+            self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class UsageError(Exception):
+    """A command line that cannot work; reported with exit code 2."""
+
+
+def _read_password(args: argparse.Namespace) -> str | None:
+    """Passwords come from a file or an environment variable, never from the command line."""
+    if getattr(args, "password_file", None):
+        try:
+            text = Path(args.password_file).read_text(encoding="utf-8")
+        except OSError as err:
+            raise UsageError(f"cannot read the password file: {err}") from err
+        password = text.rstrip("\r\n")
+    elif getattr(args, "password_env", None):
+        password = os.environ.get(args.password_env, "")
+        if not password:
+            raise UsageError(f"the environment variable {args.password_env} is not set or empty")
+    else:
+        return None
+    if not password:
+        raise UsageError("the password is empty")
+    return password
+
+
+def _with_progress(label: str, run: Callable[[Callable[[int, int], None] | None], Any]) -> Any:
+    progress = _Progress.for_terminal(label)
+    try:
+        return run(progress)
+    finally:
+        if progress is not None:
+            progress.close()
 
 
 def _print_backup(backup: Backup, as_json: bool) -> None:
@@ -45,12 +114,18 @@ def _print_backup(backup: Backup, as_json: bool) -> None:
 def _cmd_create(args: argparse.Namespace) -> int:
     output = Path(args.output)
     output.mkdir(parents=True, exist_ok=True)
-    backup = _archive.create_archive(
-        args.config_dir,
-        output,
-        name=args.name,
-        include_database=not args.no_database,
-        excludes=args.exclude if args.exclude else _archive.DEFAULT_EXCLUDES,
+    password = _read_password(args)
+    backup = _with_progress(
+        "create",
+        lambda progress: _archive.create_archive(
+            args.config_dir,
+            output,
+            name=args.name,
+            include_database=not args.no_database,
+            excludes=args.exclude if args.exclude else _archive.DEFAULT_EXCLUDES,
+            password=password,
+            on_progress=progress,
+        ),
     )
     _print_backup(backup, args.json)
     return EXIT_OK
@@ -83,7 +158,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    counts = _archive.extract_archive(args.file, args.dest)
+    counts = _archive.extract_archive(args.file, args.dest, password=_read_password(args))
     if args.json:
         print(json.dumps(counts))
     else:
@@ -92,6 +167,35 @@ def _cmd_extract(args: argparse.Namespace) -> int:
             f"{counts['symlinks']} symlinks ({_human(counts['bytes'])}) into {args.dest}"
         )
     return EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    report = _archive.verify_archive(args.file, password=_read_password(args))
+    if args.json:
+        print(json.dumps(report))
+    else:
+        version = report["securetar_version"]
+        protection = f"protected (securetar v{version})" if report["protected"] else "not protected"
+        print(
+            f"{args.file}: OK, {report['members']} members, {_human(report['bytes'] or 0)} of "
+            f"file data, {protection}"
+        )
+    return EXIT_OK
+
+
+class _RefusePassword(argparse.Action):
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any, **__: Any) -> None:
+        parser.error(
+            "--password is not accepted: a password on the command line ends up in shell history "
+            "and process lists; use --password-file FILE or --password-env VAR"
+        )
+
+
+def _add_password_options(sub: argparse.ArgumentParser) -> None:
+    group = sub.add_mutually_exclusive_group()
+    group.add_argument("--password-file", metavar="FILE", help="read the password from FILE")
+    group.add_argument("--password-env", metavar="VAR", help="read the password from $VAR")
+    sub.add_argument("--password", nargs="?", action=_RefusePassword, help=argparse.SUPPRESS)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -125,7 +229,13 @@ def _parser() -> argparse.ArgumentParser:
     extract.add_argument("dest")
     extract.set_defaults(handler=_cmd_extract)
 
-    for sub in (create, listing, info, extract):
+    verify = commands.add_parser("verify", help="decode a whole backup and check every checksum")
+    verify.add_argument("file")
+    verify.set_defaults(handler=_cmd_verify)
+
+    for sub in (create, extract, verify):
+        _add_password_options(sub)
+    for sub in (create, listing, info, extract, verify):
         sub.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
@@ -135,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Any = args.handler
     try:
         result: int = handler(args)
+    except UsageError as err:
+        print(f"habackup: error: {err}", file=sys.stderr)
+        return 2
     except BackupError as err:
         if args.debug:
             raise
