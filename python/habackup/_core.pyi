@@ -142,8 +142,7 @@ class AbortToken:
 
 @disjoint_base
 class BackupSyncAgent:
-    @property
-    def name(self) -> str: ...
+    name: str
     def __new__(cls, *args: Any, **kwargs: Any) -> BackupSyncAgent: ...
     def __init__(self, name: str) -> None: ...
     def async_upload_backup(

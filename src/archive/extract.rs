@@ -61,33 +61,38 @@ fn extract_in_this_thread(
     let (_info, inner, raw) = open_inner(path, password)?;
     let temp = TempDir::create_beside(dest)?;
     let gzipped = inner.gzipped;
+    // securetar v1 padded every write, the gzip trailer's included: Home Assistant never reads
+    // that trailer, so for v1 neither do we.
+    let check_trailer = inner.securetar_version != Some(1);
     let (tx, rx) = mpsc::sync_channel::<io::Result<Vec<u8>>>(4);
     let decoder_cancel = cancel.clone();
     // Decompression and file writes overlap: inflate on one thread, tar + disk on this one.
     let summary = thread::scope(|scope| {
         scope.spawn(move || {
-            let mut stream: Box<dyn Read> = if gzipped {
-                Box::new(GzDecoder::new(raw))
-            } else {
-                Box::new(raw)
-            };
+            let mut reader = InnerStream::new(raw, gzipped);
             loop {
                 if decoder_cancel.is_cancelled() {
                     return;
                 }
                 let mut buf = vec![0u8; CHUNK];
-                match read_full(&mut stream, &mut buf) {
-                    Ok(0) => return,
-                    Ok(n) => {
-                        buf.truncate(n);
-                        if tx.send(Ok(buf)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx.send(Err(e));
+                let (n, failure) = read_full(&mut reader, &mut buf);
+                if n > 0 {
+                    buf.truncate(n);
+                    if tx.send(Ok(buf)).is_err() {
                         return;
                     }
+                }
+                if let Some(e) = failure {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
+                if n < CHUNK {
+                    // The whole inner stream was consumed: the decryptor's own end checks
+                    // (FINAL tag, nothing after it, the size) run now.
+                    if let Err(e) = reader.finish() {
+                        let _ = tx.send(Err(e));
+                    }
+                    return;
                 }
             }
         });
@@ -97,9 +102,12 @@ fn extract_in_this_thread(
             pos: 0,
         };
         let result = Unpacker::new(path, temp.path(), cancel).run(&mut reader);
-        // Drain to the end so the gzip CRC and length are checked even after the tar's end marker.
+        // Drain to the end so the gzip CRC and length (and the decryptor's end) are checked even
+        // after the tar's end marker.
         let drained = result.and_then(|summary| {
-            io::copy(&mut reader, &mut io::sink()).map_err(|e| corrupt(path, &e))?;
+            if check_trailer {
+                io::copy(&mut reader, &mut io::sink()).map_err(|e| corrupt(path, &e))?;
+            }
             Ok(summary)
         });
         drop(reader);
@@ -132,17 +140,54 @@ fn check_destination(dest: &Path) -> Result<(), ArchiveError> {
     }
 }
 
-fn read_full(stream: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Fills `buf` as far as the stream goes; returns the bytes read and the error that stopped it,
+/// so data read before an error is never lost.
+fn read_full(stream: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::Error>) {
     let mut filled = 0;
     while filled < buf.len() {
         match stream.read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return (filled, Some(e)),
         }
     }
-    Ok(filled)
+    (filled, None)
+}
+
+/// The inner archive's plaintext: gunzipped if need be, and able to drain what lies under the gzip
+/// stream once it has ended.
+pub(crate) enum InnerStream {
+    Gzip(Box<GzDecoder<Box<dyn Read + Send>>>),
+    Plain(Box<dyn Read + Send>),
+}
+
+impl InnerStream {
+    pub(crate) fn new(raw: Box<dyn Read + Send>, gzipped: bool) -> Self {
+        if gzipped {
+            InnerStream::Gzip(Box::new(GzDecoder::new(raw)))
+        } else {
+            InnerStream::Plain(raw)
+        }
+    }
+
+    /// Reads whatever follows the gzip member, so a decryptor sees its own end.
+    pub(crate) fn finish(self) -> io::Result<()> {
+        let mut rest = match self {
+            InnerStream::Gzip(gz) => gz.into_inner(),
+            InnerStream::Plain(raw) => raw,
+        };
+        io::copy(&mut rest, &mut io::sink()).map(|_| ())
+    }
+}
+
+impl Read for InnerStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            InnerStream::Gzip(gz) => gz.read(buf),
+            InnerStream::Plain(raw) => raw.read(buf),
+        }
+    }
 }
 
 fn corrupt(path: &Path, e: &io::Error) -> ArchiveError {

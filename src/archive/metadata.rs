@@ -102,6 +102,18 @@ pub fn parse_backup_json(bytes: &[u8], path: &Path) -> Result<BackupInfo, Archiv
     };
 
     let slug = text("slug")?;
+    // The slug names files (`<slug>.tar`): one from a downloaded backup must not be a path.
+    let safe = !slug.is_empty()
+        && slug.len() <= 64
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !safe {
+        return Err(ArchiveError::invalid(
+            path,
+            format!("backup.json has an unsafe slug {slug:?} (letters, digits, '-' and '_' only)"),
+        ));
+    }
     let name = text("name")?;
     let date = text("date")?;
     // Core backups carry {"version", "exclude_database"}; the oldest snapshots a bare version
@@ -184,5 +196,11 @@ mod tests {
 
         let err = parse_backup_json(br#"{"name": "x"}"#, Path::new("x.tar")).unwrap_err();
         assert!(err.to_string().contains("'slug'"), "{err}");
+
+        for slug in ["../../escaped", "/abs", "", "a/b", "a b"] {
+            let json = format!(r#"{{"slug": "{slug}", "name": "x", "date": "d"}}"#);
+            let err = parse_backup_json(json.as_bytes(), Path::new("x.tar")).unwrap_err();
+            assert!(err.to_string().contains("unsafe slug"), "{slug}: {err}");
+        }
     }
 }

@@ -17,6 +17,8 @@ pub struct InnerMember {
     pub offset: u64,
     pub size: u64,
     pub gzipped: bool,
+    /// Set once a protected member's SecureTar header has been read.
+    pub securetar_version: Option<u8>,
 }
 
 pub struct OuterListing {
@@ -62,6 +64,7 @@ pub fn read_outer(path: &Path) -> Result<OuterListing, ArchiveError> {
                 offset: entry.raw_file_position(),
                 size: entry.size(),
                 gzipped: name.ends_with(b".gz"),
+                securetar_version: None,
             });
         }
     }
@@ -91,7 +94,7 @@ pub fn open_inner(
     password: Option<&str>,
 ) -> Result<(BackupInfo, InnerMember, Box<dyn Read + Send>), ArchiveError> {
     let listing = read_outer(path)?;
-    let inner = listing
+    let mut inner = listing
         .inner
         .ok_or_else(|| ArchiveError::invalid(path, "no homeassistant.tar.gz in the backup"))?;
     let mut file = File::open(path).at(path)?;
@@ -114,6 +117,7 @@ pub fn open_inner(
         CryptoError::Header(e) => ArchiveError::invalid(path, e.to_string()),
         CryptoError::Corrupt(e) => ArchiveError::invalid(path, e),
     })?;
+    inner.securetar_version = Some(decryptor.header().version());
     Ok((listing.info, inner, Box::new(decryptor)))
 }
 

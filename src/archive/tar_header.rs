@@ -50,9 +50,6 @@ pub fn encode(fields: &HeaderFields<'_>) -> Vec<u8> {
     if needs_pax_string(fields.link_name, NAME_LEN) {
         pax.push(("linkpath", fields.link_name.to_string()));
     }
-    if fields.size >= 8u64.pow(SIZE_DIGITS as u32) {
-        pax.push(("size", fields.size.to_string()));
-    }
     if fields.mtime < 0 || fields.mtime >= 8i64.pow(SIZE_DIGITS as u32) {
         pax.push(("mtime", fields.mtime.to_string()));
     }
@@ -112,17 +109,19 @@ fn ustar_block(fields: &HeaderFields<'_>) -> [u8; BLOCK] {
     put_octal(&mut block[100..108], u64::from(fields.mode & 0o7777));
     put_octal(&mut block[108..116], clamp(fields.uid, ID_DIGITS));
     put_octal(&mut block[116..124], clamp(fields.gid, ID_DIGITS));
-    put_octal(
-        &mut block[124..136],
-        clamp(
-            if fields.entry_type == EntryType::File {
-                fields.size
-            } else {
-                0
-            },
-            SIZE_DIGITS,
-        ),
-    );
+    let size = if fields.entry_type == EntryType::File {
+        fields.size
+    } else {
+        0
+    };
+    if size >= 8u64.pow(SIZE_DIGITS as u32) {
+        // GNU base-256: keeps the header one block long whatever the size, so the outer header
+        // patched in after the data fits the placeholder. tarfile and GNU tar read it.
+        block[124] = 0x80;
+        block[128..136].copy_from_slice(&size.to_be_bytes());
+    } else {
+        put_octal(&mut block[124..136], size);
+    }
     put_octal(
         &mut block[136..148],
         clamp(u64::try_from(fields.mtime).unwrap_or(0), SIZE_DIGITS),
@@ -231,6 +230,25 @@ mod tests {
             "target"
         );
         assert!(entries.next().is_none());
+    }
+
+    #[test]
+    fn huge_sizes_keep_one_block() {
+        let fields = |size| HeaderFields {
+            name: "homeassistant.tar.gz",
+            entry_type: EntryType::File,
+            size,
+            mode: 0o644,
+            mtime: 1,
+            uid: 0,
+            gid: 0,
+            link_name: "",
+        };
+        let huge = 9 * 1024 * 1024 * 1024u64;
+        let header = encode(&fields(huge));
+        assert_eq!(header.len(), encode(&fields(0)).len());
+        let parsed = tar::Header::from_byte_slice(&header);
+        assert_eq!(parsed.entry_size().unwrap(), huge);
     }
 
     #[test]

@@ -1,10 +1,9 @@
 //! Full verification: decrypt, decompress and walk every byte of a backup.
 
-use std::io::{self, Read};
+use std::io;
 use std::path::Path;
 
-use flate2::read::GzDecoder;
-
+use super::extract::InnerStream;
 use super::read::{open_inner, securetar_version};
 use super::{ArchiveError, CancelFlag};
 
@@ -17,8 +16,8 @@ pub struct VerifyReport {
     pub securetar_version: Option<u8>,
 }
 
-/// Checks everything a restore would rely on: the SecureTar MACs and FINAL tag (or the AES
-/// padding), the gzip CRC and length, and the tar structure. Writes nothing.
+/// Checks everything a restore would rely on: the SecureTar MACs, FINAL tag and plaintext size
+/// (v3) or length (v2), the gzip CRC and length, and the tar structure. Writes nothing.
 pub fn verify_archive(
     path: &Path,
     password: Option<&str>,
@@ -28,11 +27,7 @@ pub fn verify_archive(
     let (info, inner, raw) = open_inner(path, password)?;
     let bad =
         |e: io::Error| ArchiveError::invalid(path, format!("corrupt Home Assistant archive: {e}"));
-    let mut stream: Box<dyn Read> = if inner.gzipped {
-        Box::new(GzDecoder::new(raw))
-    } else {
-        Box::new(raw)
-    };
+    let mut stream = InnerStream::new(raw, inner.gzipped);
     let mut report = VerifyReport {
         members: 0,
         bytes: 0,
@@ -48,8 +43,13 @@ pub fn verify_archive(
             report.bytes += io::copy(&mut entry, &mut io::sink()).map_err(bad)?;
         }
     }
-    // What follows the tar's end marker still has to pass the gzip CRC and the secretstream's
-    // FINAL check.
-    io::copy(&mut stream, &mut io::sink()).map_err(bad)?;
+    // securetar v1 padded each write, the gzip trailer's included, and Home Assistant never reads
+    // it: there the tar structure is the check.
+    if inner.securetar_version != Some(1) {
+        // What follows the tar's end marker still has to pass the gzip CRC, then the
+        // secretstream's FINAL check and its size.
+        io::copy(&mut stream, &mut io::sink()).map_err(bad)?;
+        stream.finish().map_err(bad)?;
+    }
     Ok(report)
 }

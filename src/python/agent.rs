@@ -8,7 +8,8 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 /// `NotImplementedError`. The manager gives each agent the id `"<domain>.<name>"`.
 #[pyclass(subclass, module = "habackup")]
 pub struct BackupSyncAgent {
-    #[pyo3(get)]
+    // Settable: integrations often assign `self.name` in their own `__init__`.
+    #[pyo3(get, set)]
     name: String,
 }
 

@@ -331,6 +331,10 @@ fn task_outcome(task: &Bound<'_, PyAny>) -> Outcome {
     task.call_method0("result").map(Bound::unbind)
 }
 
+/// How long a cancelled coroutine may take to unwind before the operation goes on without it: one
+/// that swallows `CancelledError` must not hang a cancelled backup forever.
+const CANCEL_GRACE: Duration = Duration::from_secs(10);
+
 /// Why an awaited call did not return a value.
 pub enum CallError {
     /// The coroutine raised (or could not be started).
@@ -358,11 +362,13 @@ pub async fn run(
         outcome = &mut call => outcome.map_err(CallError::Raised),
         () = abort.aborted() => {
             call.cancel();
-            let _ = (&mut call).await;
+            let _ = tokio::time::timeout(CANCEL_GRACE, &mut call).await;
             Err(CallError::Aborted)
         }
         () = deadline => {
             call.cancel();
+            // Let the coroutine unwind (close its files) before the caller cleans up after it.
+            let _ = tokio::time::timeout(CANCEL_GRACE, &mut call).await;
             Err(CallError::TimedOut(timeout.unwrap_or_default()))
         }
     }

@@ -963,7 +963,7 @@ impl BackupManagerCore {
         options.ha_version = self.inner.ha_version.clone();
         let locals = op.locals.clone();
         pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async move {
-            let _busy = busy;
+            let busy = busy;
             let result = create(&op, &pre, &post, options, &agents).await;
             match &result {
                 Ok(_) => op.emit(
@@ -974,6 +974,8 @@ impl BackupManagerCore {
                     op.emit(json!({"manager_state": CREATE_BACKUP, "stage": null, "state": "failed", "reason": reason}));
                 }
             }
+            // Idle before subscribers hear it, so one may start the next operation at once.
+            drop(busy);
             op.emit(json!({"manager_state": IDLE}));
             result
         })
@@ -1121,7 +1123,7 @@ impl BackupManagerCore {
         let busy = self.begin(py, RESTORE_BACKUP)?;
         let locals = op.locals.clone();
         pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async move {
-            let _busy = busy;
+            let busy = busy;
             op.emit(
                 json!({"manager_state": RESTORE_BACKUP, "stage": null, "state": "in_progress"}),
             );
@@ -1135,6 +1137,8 @@ impl BackupManagerCore {
                     op.emit(json!({"manager_state": RESTORE_BACKUP, "stage": null, "state": "failed", "reason": reason}));
                 }
             }
+            // Idle before subscribers hear it, so one may start the next operation at once.
+            drop(busy);
             op.emit(json!({"manager_state": IDLE}));
             result
         })

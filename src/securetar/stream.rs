@@ -195,6 +195,8 @@ enum DecryptState {
 /// Decrypts an inner archive read from `source`, which must end where the encrypted data ends.
 pub struct Decryptor<R: Read> {
     source: R,
+    /// Plaintext produced so far, checked against the header at the end.
+    produced: u64,
     state: DecryptState,
     header: Header,
     ready: Vec<u8>,
@@ -235,6 +237,7 @@ impl<R: Read> Decryptor<R> {
         };
         let mut decryptor = Decryptor {
             source,
+            produced: 0,
             state,
             header,
             ready: Vec::new(),
@@ -324,6 +327,15 @@ impl<R: Read> Decryptor<R> {
                     other => return Err(corrupt(format!("unexpected secretstream tag {other}"))),
                 }
                 self.ready.extend_from_slice(&chunk[1..n - 16]);
+                self.produced += (n - ABYTES) as u64;
+                let expected = self.header.plaintext_size();
+                if tag == TAG_FINAL && expected.is_some_and(|size| size != self.produced) {
+                    return Err(corrupt(format!(
+                        "the encrypted stream holds {} bytes but its header says {}",
+                        self.produced,
+                        expected.unwrap_or_default()
+                    )));
+                }
             }
             DecryptState::Cbc { .. } => {
                 let mut buf = vec![0u8; 64 * 1024];
