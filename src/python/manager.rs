@@ -74,7 +74,7 @@ fn describe(py: Python<'_>, err: &PyErr) -> String {
         .get_type(py)
         .name()
         .map_or_else(|_| "Exception".to_string(), |n| n.to_string());
-    let message = err.value(py).to_string();
+    let message = crate::redact::redact_urls(&err.value(py).to_string());
     if message.is_empty() {
         name
     } else {
