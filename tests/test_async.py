@@ -128,3 +128,35 @@ async def test_async_errors_keep_their_type(tmp_path: Path) -> None:
     with pytest.raises(habackup.InvalidBackupError):
         await habackup.async_extract_archive(junk, tmp_path / "dest")
     assert not (tmp_path / "dest").exists()
+
+
+@pytest.mark.parametrize(
+    ("setting", "policy", "nice"),
+    [(None, os.SCHED_IDLE, None), ("low", os.SCHED_OTHER, 19), ("normal", os.SCHED_OTHER, 0)],
+)
+def test_engine_threads_yield_as_configured(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    setting: str | None,
+    policy: int,
+    nice: int | None,
+) -> None:
+    """on_progress runs on the engine's own threads (sync API), so it can see their scheduling."""
+    if setting is None:
+        monkeypatch.delenv("HABACKUP_PRIORITY", raising=False)
+    else:
+        monkeypatch.setenv("HABACKUP_PRIORITY", setting)
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "a.yaml").write_text("a: 1\n")
+    seen: list[tuple[int, int]] = []
+
+    def on_progress(done: int, total: int) -> None:
+        seen.append((os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)))
+
+    habackup.create_archive(config, tmp_path / "b.tar", name="p", on_progress=on_progress)
+    assert seen
+    assert {p for p, _ in seen} == {policy}
+    if nice is not None:
+        assert {n for _, n in seen} == {nice}
+    assert (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)) == (os.SCHED_OTHER, 0)
