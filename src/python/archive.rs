@@ -10,7 +10,9 @@ use serde_json::{Map, Value};
 use super::backup::Backup;
 use super::blocking::{run_interruptible, CancelOnDrop};
 use super::errors::{convert, to_py};
+use super::progress::{relay, Progress};
 use crate::archive::{self, ArchiveError, CancelFlag, CreateOptions, ExtractSummary, VerifyReport};
+use tokio::task::JoinHandle;
 
 /// Lets the Python wrapper stop blocking work it started, and wait for its clean-up.
 #[pyclass(module = "habackup._core")]
@@ -33,8 +35,6 @@ impl CancelToken {
         self.0.is_cancelled()
     }
 }
-
-type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 #[allow(clippy::too_many_arguments)]
 fn create_options(
@@ -102,16 +102,14 @@ fn sync_progress(callback: Py<PyAny>) -> Progress {
 }
 
 /// Schedules the callback on the event loop so it runs on the loop's thread, like every asyncio
-/// callback.
-fn loop_progress(event_loop: Py<PyAny>, callback: Py<PyAny>) -> Progress {
-    Arc::new(move |done, total| {
-        Python::attach(|py| {
-            if let Err(err) =
-                event_loop.call_method1(py, "call_soon_threadsafe", (&callback, done, total))
-            {
-                err.print(py);
-            }
-        });
+/// callback; see `progress` for why a relay task does it.
+fn loop_progress(event_loop: Py<PyAny>, callback: Py<PyAny>) -> (Progress, JoinHandle<()>) {
+    relay(move |py, done, total| {
+        if let Err(err) =
+            event_loop.call_method1(py, "call_soon_threadsafe", (&callback, done, total))
+        {
+            err.print(py);
+        }
     })
 }
 
@@ -190,12 +188,13 @@ pub fn create_archive_async<'py>(
     )
     .map_err(|e| to_py(py, e))?;
     let cancel = cancel.map(|c| c.0.clone()).unwrap_or_default();
-    let progress = match on_progress {
+    let (progress, relay_task) = match on_progress {
         Some(callback) => {
             let event_loop = pyo3_async_runtimes::tokio::get_current_loop(py)?.unbind();
-            Some(loop_progress(event_loop, callback))
+            let (progress, task) = loop_progress(event_loop, callback);
+            (Some(progress), Some(task))
         }
-        None => None,
+        None => (None, None),
     };
     let guard = CancelOnDrop(cancel.clone());
     pyo3_async_runtimes::tokio::future_into_py(py, async move {
@@ -205,8 +204,12 @@ pub fn create_archive_async<'py>(
         });
         let result = work.await.map_err(|e| {
             pyo3::exceptions::PyRuntimeError::new_err(format!("archive task failed: {e}"))
-        })?;
-        convert(result)
+        });
+        if let Some(task) = relay_task {
+            // The last progress figures reach the loop before the result does.
+            let _ = task.await;
+        }
+        convert(result?)
     })
 }
 

@@ -23,6 +23,7 @@ use super::backup::Backup;
 use super::blocking::CancelOnDrop;
 use super::bridge::{run, AbortToken, CallError, PyCall};
 use super::errors::to_py;
+use super::progress::{relay, Progress};
 use crate::archive::{self, ArchiveError, CancelFlag, CreateOptions, IoContext};
 
 const IDLE: &str = "idle";
@@ -193,7 +194,8 @@ impl Op {
         });
     }
 
-    fn progress(&self) -> Arc<dyn Fn(u64, u64) + Send + Sync> {
+    /// Progress events for the archive stage, relayed at normal priority (see `progress`).
+    fn progress(&self) -> (Progress, tokio::task::JoinHandle<()>) {
         let (event_loop, context, on_event) = Python::attach(|py| {
             (
                 self.locals.event_loop(py).unbind(),
@@ -201,27 +203,25 @@ impl Op {
                 self.inner.on_event.clone_ref(py),
             )
         });
-        Arc::new(move |done, total| {
-            Python::attach(|py| {
-                let sent = (|| -> PyResult<()> {
-                    let event = PyDict::new(py);
-                    event.set_item("manager_state", CREATE_BACKUP)?;
-                    event.set_item("stage", "home_assistant")?;
-                    event.set_item("bytes_done", done)?;
-                    event.set_item("bytes_total", total)?;
-                    let kwargs = PyDict::new(py);
-                    kwargs.set_item("context", context.bind(py))?;
-                    event_loop.bind(py).call_method(
-                        "call_soon_threadsafe",
-                        (on_event.bind(py), event),
-                        Some(&kwargs),
-                    )?;
-                    Ok(())
-                })();
-                if let Err(err) = sent {
-                    log::debug!(target: LOG, "cannot deliver progress: {err}");
-                }
-            });
+        relay(move |py, done, total| {
+            let sent = (|| -> PyResult<()> {
+                let event = PyDict::new(py);
+                event.set_item("manager_state", CREATE_BACKUP)?;
+                event.set_item("stage", "home_assistant")?;
+                event.set_item("bytes_done", done)?;
+                event.set_item("bytes_total", total)?;
+                let kwargs = PyDict::new(py);
+                kwargs.set_item("context", context.bind(py))?;
+                event_loop.bind(py).call_method(
+                    "call_soon_threadsafe",
+                    (on_event.bind(py), event),
+                    Some(&kwargs),
+                )?;
+                Ok(())
+            })();
+            if let Err(err) = sent {
+                log::debug!(target: LOG, "cannot deliver progress: {err}");
+            }
         })
     }
 
@@ -1222,7 +1222,7 @@ async fn create(
 async fn write_archive(op: &Op, options: CreateOptions) -> Result<Backup, ArchiveError> {
     let flag = CancelFlag::new();
     let _guard = CancelOnDrop(flag.clone());
-    let progress = op.progress();
+    let (progress, relay_task) = op.progress();
     let config_dir = op.inner.config_dir.clone();
     let backup_dir = op.inner.backup_dir.clone();
     let work_flag = flag.clone();
@@ -1245,6 +1245,8 @@ async fn write_archive(op: &Op, options: CreateOptions) -> Result<Backup, Archiv
             (&mut handle).await
         }
     };
+    // The last progress event reaches subscribers before the next stage's.
+    let _ = relay_task.await;
     joined.unwrap_or_else(|e| {
         Err(ArchiveError::InvalidArgument(format!(
             "archive task failed: {e}"

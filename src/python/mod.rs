@@ -8,6 +8,7 @@ mod bridge;
 mod errors;
 mod logging;
 mod manager;
+mod progress;
 mod runtime;
 
 use pyo3::prelude::*;
