@@ -6,6 +6,7 @@
 pub mod archive;
 pub mod redact;
 pub mod securetar;
+pub mod store;
 
 #[cfg(feature = "python")]
 mod python;

@@ -17,6 +17,7 @@ from ._archive import (
 from ._core import Backup, BackupSyncAgent, __version__
 from .errors import (
     ArchiveError,
+    BackupAgentConfigError,
     BackupAgentError,
     BackupAgentUnreachableError,
     BackupError,
@@ -30,11 +31,13 @@ from .errors import (
 )
 from .manager import BackupManager
 from .models import BackupSyncMetadata, SyncedBackup
+from .object_store import ObjectStoreBackupSyncAgent
 
 __all__ = [
     "DEFAULT_EXCLUDES",
     "ArchiveError",
     "Backup",
+    "BackupAgentConfigError",
     "BackupAgentError",
     "BackupAgentUnreachableError",
     "BackupError",
@@ -47,6 +50,7 @@ __all__ = [
     "BackupSyncMetadata",
     "IncorrectPasswordError",
     "InvalidBackupError",
+    "ObjectStoreBackupSyncAgent",
     "SyncedBackup",
     "UnsupportedBackupError",
     "__version__",

@@ -212,3 +212,30 @@ class BackupManagerCore:
         restore_database: bool = True,
         abort: AbortToken | None = None,
     ) -> Awaitable[None]: ...
+
+@final
+class ObjectStoreClient:
+    def __new__(
+        cls, url: str, options: list[tuple[str, str]] | None = None
+    ) -> ObjectStoreClient: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    def upload(
+        self,
+        path: _StrPath,
+        metadata: dict[str, Any] | None = None,
+        on_progress: Callable[[int, int], None] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Awaitable[dict[str, Any]]: ...
+    def download(
+        self,
+        id: str,
+        path: _StrPath,
+        on_progress: Callable[[int, int], None] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Awaitable[None]: ...
+    def list(self) -> Awaitable[list[dict[str, Any]]]: ...
+    def delete(self, id: str, cancel: CancelToken | None = None) -> Awaitable[None]: ...
+    def tuning(self) -> dict[str, int]: ...

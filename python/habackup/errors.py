@@ -49,6 +49,12 @@ class BackupAgentUnreachableError(BackupAgentError):
     error_code = "backup_agent_unreachable"
 
 
+class BackupAgentConfigError(BackupAgentError, ValueError):
+    """An agent's URL or options are malformed; raised when the agent is constructed."""
+
+    error_code = "backup_agent_config_error"
+
+
 class BackupNotFound(BackupAgentError, BackupManagerError):
     """No backup with that id or slug."""
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, TypedDict
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, NotRequired, TypedDict
 
 
 class BackupSyncMetadata(TypedDict):
@@ -21,6 +22,10 @@ class BackupSyncMetadata(TypedDict):
     protected: bool
     sha256: str
     """Hex digest of the whole backup file."""
+    database_included: NotRequired[bool]
+    extra: NotRequired[dict[str, Any]]
+    """backup.json's ``extra`` (Home Assistant keeps ``instance_id`` and
+    ``with_automatic_settings`` there)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -33,10 +38,16 @@ class SyncedBackup:
     date: str
     size: int
     protected: bool = False
+    sha256: str | None = None
+    homeassistant_version: str | None = None
+    database_included: bool = True
+    extra_metadata: Mapping[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return asdict(self)
+        data = asdict(self)
+        data["extra_metadata"] = dict(self.extra_metadata)
+        return data
 
 
 __all__ = ["BackupSyncMetadata", "SyncedBackup"]

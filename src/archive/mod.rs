@@ -1,6 +1,6 @@
 //! The archiver: Home Assistant's backup format, written and read in pure Rust.
 
-mod atomic;
+pub(crate) mod atomic;
 mod cancel;
 mod create;
 mod deflate;
@@ -8,7 +8,7 @@ mod error;
 mod excludes;
 mod extract;
 mod gzip;
-mod metadata;
+pub(crate) mod metadata;
 mod priority;
 mod read;
 mod tar_header;

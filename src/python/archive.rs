@@ -36,6 +36,12 @@ impl CancelToken {
     }
 }
 
+impl CancelToken {
+    pub fn flag(&self) -> CancelFlag {
+        self.0.clone()
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn create_options(
     name: String,
@@ -103,7 +109,10 @@ fn sync_progress(callback: Py<PyAny>) -> Progress {
 
 /// Schedules the callback on the event loop so it runs on the loop's thread, like every asyncio
 /// callback; see `progress` for why a relay task does it.
-fn loop_progress(event_loop: Py<PyAny>, callback: Py<PyAny>) -> (Progress, JoinHandle<()>) {
+pub(super) fn loop_progress(
+    event_loop: Py<PyAny>,
+    callback: Py<PyAny>,
+) -> (Progress, JoinHandle<()>) {
     relay(move |py, done, total| {
         if let Err(err) =
             event_loop.call_method1(py, "call_soon_threadsafe", (&callback, done, total))

@@ -5,6 +5,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::archive::ArchiveError;
+use crate::store::StoreError;
 
 fn raise(py: Python<'_>, class: &str, message: String, path: Option<String>) -> PyErr {
     let built = (|| -> PyResult<PyErr> {
@@ -53,4 +54,15 @@ pub fn to_py(py: Python<'_>, err: ArchiveError) -> PyErr {
 
 pub fn convert<T>(result: Result<T, ArchiveError>) -> PyResult<T> {
     result.map_err(|e| Python::attach(|py| to_py(py, e)))
+}
+
+pub fn store_to_py(py: Python<'_>, err: StoreError) -> PyErr {
+    match err {
+        StoreError::InvalidConfig(message) => raise(py, "BackupAgentConfigError", message, None),
+        StoreError::Unreachable(message) => raise(py, "BackupAgentUnreachableError", message, None),
+        StoreError::NotFound(message) => raise(py, "BackupNotFound", message, None),
+        StoreError::Failed(message) => raise(py, "BackupAgentError", message, None),
+        StoreError::Archive(err) => to_py(py, err),
+        StoreError::Cancelled => CancelledError::new_err("operation cancelled"),
+    }
 }

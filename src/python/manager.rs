@@ -13,7 +13,7 @@ use futures_util::future::join_all;
 use pyo3::exceptions::asyncio::CancelledError;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{PyCFunction, PyDict, PyTuple};
 use pyo3_async_runtimes::TaskLocals;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -225,6 +225,34 @@ impl Op {
         })
     }
 
+    /// `on_progress(done, total)` for an agent's upload: called on the loop thread, it hands
+    /// the figures straight to the subscribers as `upload_to_agents` events.
+    fn upload_progress<'py>(
+        &self,
+        py: Python<'py>,
+        agent_id: &str,
+    ) -> PyResult<Bound<'py, PyCFunction>> {
+        let on_event = self.inner.on_event.clone_ref(py);
+        let agent_id = agent_id.to_string();
+        PyCFunction::new_closure(
+            py,
+            Some(c"habackup_upload_progress"),
+            None,
+            move |args: &Bound<'_, PyTuple>, _: Option<&Bound<'_, PyDict>>| -> PyResult<()> {
+                let py = args.py();
+                let (done, total): (u64, u64) = args.extract()?;
+                let event = PyDict::new(py);
+                event.set_item("manager_state", CREATE_BACKUP)?;
+                event.set_item("stage", "upload_to_agents")?;
+                event.set_item("agent_id", &agent_id)?;
+                event.set_item("uploaded_bytes", done)?;
+                event.set_item("total_bytes", total)?;
+                on_event.call1(py, (event,))?;
+                Ok(())
+            },
+        )
+    }
+
     fn start(
         &self,
         obj: &Py<PyAny>,
@@ -327,6 +355,10 @@ impl Op {
                         let kwargs = PyDict::new(py);
                         kwargs.set_item("path", &path)?;
                         kwargs.set_item("metadata", metadata(py, backup)?)?;
+                        if accepts_upload_progress(agent.bind(py)) {
+                            let callback = self.upload_progress(py, agent_id)?;
+                            kwargs.set_item("on_progress", callback)?;
+                        }
                         Ok(Some(kwargs))
                     },
                 );
@@ -491,6 +523,15 @@ fn synced_backups(value: &Bound<'_, PyAny>) -> PyResult<Vec<Synced>> {
     Ok(backups)
 }
 
+/// Agents that take `on_progress` on upload say so with a class attribute (the built-in
+/// object-store agent does); others get exactly the seed's keyword arguments.
+fn accepts_upload_progress(agent: &Bound<'_, PyAny>) -> bool {
+    agent
+        .getattr("accepts_upload_progress")
+        .and_then(|v| v.is_truthy())
+        .unwrap_or(false)
+}
+
 /// The metadata dict an agent's `async_upload_backup` gets (`BackupSyncMetadata`).
 fn metadata<'py>(py: Python<'py>, backup: &Backup) -> PyResult<Bound<'py, PyDict>> {
     let m = PyDict::new(py);
@@ -507,6 +548,7 @@ fn metadata<'py>(py: Python<'py>, backup: &Backup) -> PyResult<Bound<'py, PyDict
     )?;
     m.set_item("protected", backup.protected)?;
     m.set_item("sha256", backup.sha256.as_deref().unwrap_or_default())?;
+    m.set_item("database_included", backup.database_included)?;
     Ok(m)
 }
 

@@ -8,6 +8,7 @@ mod bridge;
 mod errors;
 mod logging;
 mod manager;
+mod object_store;
 mod progress;
 mod runtime;
 
@@ -28,6 +29,8 @@ mod _core {
     use super::bridge::AbortToken;
     #[pymodule_export]
     use super::manager::BackupManagerCore;
+    #[pymodule_export]
+    use super::object_store::ObjectStoreClient;
 
     use pyo3::prelude::*;
 

@@ -1,0 +1,377 @@
+//! Uploads: the file is read in chunks on the blocking pool (hashing as it goes) and streamed
+//! to the store; above the threshold as a multipart upload with a bounded number of parts in
+//! flight, so memory stays near `part_size * (max_concurrency + 1)` whatever the backup's size.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use bytes::{Bytes, BytesMut};
+use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::error::StoreError;
+use super::{check_slug, unless_cancelled, Kind, Metadata, Progress, StoreAgent};
+use crate::archive::{self, ArchiveError, CancelFlag, IoContext};
+
+const READ_CHUNK: usize = 1024 * 1024;
+/// Chunks read ahead of the network; bounds the reader's share of memory.
+const READ_AHEAD: usize = 4;
+
+/// The file's chunks, and the reader's verdict (bytes read, sha256) once they are all sent.
+struct Reader {
+    chunks: mpsc::Receiver<Bytes>,
+    done: JoinHandle<Result<(u64, String), StoreError>>,
+}
+
+impl Reader {
+    fn start(path: PathBuf, size: u64, cancel: CancelFlag) -> Reader {
+        let (tx, chunks) = mpsc::channel(READ_AHEAD);
+        let done = tokio::task::spawn_blocking(move || {
+            let mut file = File::open(&path).at(&path)?;
+            let mut hasher = Sha256::new();
+            let mut total = 0u64;
+            loop {
+                cancel.check()?;
+                let mut buf = BytesMut::zeroed(READ_CHUNK);
+                let mut filled = 0;
+                while filled < READ_CHUNK {
+                    let n = file.read(&mut buf[filled..]).at(&path)?;
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
+                }
+                if filled == 0 {
+                    break;
+                }
+                buf.truncate(filled);
+                hasher.update(&buf);
+                total += filled as u64;
+                if total > size {
+                    break;
+                }
+                if tx.blocking_send(buf.freeze()).is_err() {
+                    // The uploader stopped (failure or cancel) and says why itself.
+                    return Err(StoreError::Cancelled);
+                }
+            }
+            if total != size {
+                return Err(ArchiveError::invalid(
+                    &path,
+                    format!("the file changed size while it was uploaded ({size} bytes expected)"),
+                )
+                .into());
+            }
+            Ok((total, hex(&hasher.finalize())))
+        });
+        Reader { chunks, done }
+    }
+
+    async fn finish(self) -> Result<(u64, String), StoreError> {
+        drop(self.chunks);
+        self.done
+            .await
+            .map_err(|e| StoreError::Failed(format!("file reader failed: {e}")))?
+    }
+}
+
+pub(super) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The metadata to store, checked against the file (or read from it when not given).
+fn prepare(path: &Path, metadata: Option<Metadata>) -> Result<(Metadata, u64), StoreError> {
+    let size = std::fs::metadata(path).at(path)?.len();
+    let mut metadata = match metadata {
+        Some(given) => given,
+        None => {
+            let info = archive::read_backup(path)?;
+            let mut m = Metadata::new();
+            m.insert("date".into(), Value::from(info.date));
+            m.insert("slug".into(), Value::from(info.slug));
+            m.insert("size".into(), Value::from(size));
+            m.insert("name".into(), Value::from(info.name));
+            m.insert(
+                "homeassistant".into(),
+                Value::from(info.homeassistant_version.unwrap_or_default()),
+            );
+            m.insert("protected".into(), Value::from(info.protected));
+            m.insert(
+                "database_included".into(),
+                Value::from(info.database_included),
+            );
+            m.insert("extra".into(), Value::Object(info.extra));
+            m
+        }
+    };
+    match metadata.get("slug") {
+        Some(Value::String(slug)) => check_slug(slug)?,
+        _ => {
+            return Err(StoreError::InvalidConfig(
+                "metadata has no 'slug' string".into(),
+            ))
+        }
+    }
+    match metadata.get("size") {
+        None | Some(Value::Null) => {}
+        Some(value) if value.as_u64() == Some(size) => {}
+        Some(value) => {
+            return Err(ArchiveError::invalid(
+                path,
+                format!("metadata says {value} bytes but the file has {size}"),
+            )
+            .into())
+        }
+    }
+    metadata.insert("size".into(), Value::from(size));
+    Ok((metadata, size))
+}
+
+fn report(progress: &Option<Progress>, done: u64, total: u64) {
+    if let Some(progress) = progress {
+        progress(done, total);
+    }
+}
+
+impl StoreAgent {
+    /// Uploads the backup at `path` and then its sidecar; returns the metadata stored.
+    pub async fn upload(
+        &self,
+        path: &Path,
+        metadata: Option<Metadata>,
+        progress: Option<Progress>,
+        cancel: &CancelFlag,
+    ) -> Result<Metadata, StoreError> {
+        let owned = path.to_path_buf();
+        let (mut metadata, size) = tokio::task::spawn_blocking(move || prepare(&owned, metadata))
+            .await
+            .map_err(|e| StoreError::Failed(format!("file task failed: {e}")))??;
+        let slug = metadata
+            .get("slug")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
+        let expected_sha = metadata
+            .get("sha256")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .map(str::to_ascii_lowercase);
+        let tar = Self::tar_name(&slug);
+        report(&progress, 0, size);
+        let upload = UploadJob {
+            agent: self,
+            path,
+            tar: &tar,
+            size,
+            expected_sha: expected_sha.as_deref(),
+            progress: &progress,
+            cancel,
+        };
+        let sha = match self.kind() {
+            Kind::WebDav => upload.webdav().await?,
+            _ if size <= self.tuning().multipart_threshold => upload.single().await?,
+            _ => upload.multipart().await?,
+        };
+        metadata.insert("sha256".into(), Value::from(sha));
+        let sidecar = serde_json::to_vec_pretty(&Value::Object(metadata.clone()))
+            .map_err(|e| StoreError::failed(&self.describe(&tar), e))?;
+        let name = Self::sidecar_name(&slug);
+        let sidecar_key = self.key(&name);
+        let put = self.store().put(&sidecar_key, PutPayload::from(sidecar));
+        match unless_cancelled(cancel, put).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(err)) => {
+                self.remove_quietly(&tar).await;
+                return Err(StoreError::from_remote(&self.describe(&name), &err));
+            }
+            Err(cancelled) => {
+                self.remove_quietly(&tar).await;
+                return Err(cancelled);
+            }
+        }
+        report(&progress, size, size);
+        Ok(metadata)
+    }
+
+    /// Best-effort removal of a .tar whose upload did not finish cleanly.
+    async fn remove_quietly(&self, name: &str) {
+        let removal = async {
+            match &self.config.webdav {
+                Some(webdav) => webdav.delete_quietly(name).await,
+                None => {
+                    let _ = self.store().delete(&self.key(name)).await;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), removal).await;
+    }
+}
+
+struct UploadJob<'a> {
+    agent: &'a StoreAgent,
+    path: &'a Path,
+    tar: &'a str,
+    size: u64,
+    expected_sha: Option<&'a str>,
+    progress: &'a Option<Progress>,
+    cancel: &'a CancelFlag,
+}
+
+impl UploadJob<'_> {
+    fn what(&self) -> String {
+        self.agent.describe(self.tar)
+    }
+
+    fn check_sha(&self, sha: &str) -> Result<(), StoreError> {
+        match self.expected_sha {
+            Some(expected) if expected != sha => Err(ArchiveError::invalid(
+                self.path,
+                "the file does not match the sha256 in its metadata (changed while uploading?)",
+            )
+            .into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn reader(&self) -> Reader {
+        Reader::start(self.path.to_path_buf(), self.size, self.cancel.clone())
+    }
+
+    /// Small backups: one request, the whole file in memory (at most the threshold).
+    async fn single(&self) -> Result<String, StoreError> {
+        let mut reader = self.reader();
+        let mut parts = Vec::new();
+        let mut done = 0u64;
+        while let Some(chunk) = unless_cancelled(self.cancel, reader.chunks.recv()).await? {
+            done += chunk.len() as u64;
+            parts.push(chunk);
+            report(self.progress, done, self.size);
+        }
+        let (_, sha) = reader.finish().await?;
+        self.check_sha(&sha)?;
+        let payload: PutPayload = parts.into_iter().collect();
+        let key = self.agent.key(self.tar);
+        let put = self.agent.store().put(&key, payload);
+        unless_cancelled(self.cancel, put)
+            .await?
+            .map_err(|e| StoreError::from_remote(&self.what(), &e))?;
+        Ok(sha)
+    }
+
+    async fn multipart(&self) -> Result<String, StoreError> {
+        let key = self.agent.key(self.tar);
+        let upload = unless_cancelled(self.cancel, self.agent.store().put_multipart(&key))
+            .await?
+            .map_err(|e| StoreError::from_remote(&self.what(), &e))?;
+        let tuning = self.agent.tuning();
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, tuning.part_size);
+        let mut reader = self.reader();
+        let streamed = self.stream_parts(&mut writer, &mut reader).await;
+        let read = reader.finish().await;
+        let outcome = match (streamed, read) {
+            (Err(err), _) | (Ok(()), Err(err)) => Err(err),
+            (Ok(()), Ok((_, sha))) => self.check_sha(&sha).map(|()| sha),
+        };
+        match outcome {
+            Ok(sha) => {
+                // Completing is quick and must not be torn in half; cancellation waits for it.
+                writer
+                    .finish()
+                    .await
+                    .map_err(|e| StoreError::from_remote(&self.what(), &e))?;
+                Ok(sha)
+            }
+            Err(err) => {
+                if let Err(abort) = writer.abort().await {
+                    log::warn!(
+                        target: "habackup.agent",
+                        "could not abort the multipart upload of {}: {}",
+                        self.what(),
+                        crate::redact::redact_urls(&abort.to_string())
+                    );
+                }
+                Err(err)
+            }
+        }
+    }
+
+    async fn stream_parts(
+        &self,
+        writer: &mut WriteMultipart,
+        reader: &mut Reader,
+    ) -> Result<(), StoreError> {
+        let concurrency = self.agent.tuning().max_concurrency;
+        let mut done = 0u64;
+        while let Some(chunk) = unless_cancelled(self.cancel, reader.chunks.recv()).await? {
+            unless_cancelled(self.cancel, writer.wait_for_capacity(concurrency))
+                .await?
+                .map_err(|e| StoreError::from_remote(&self.what(), &e))?;
+            done += chunk.len() as u64;
+            writer.put(chunk);
+            report(self.progress, done, self.size);
+        }
+        Ok(())
+    }
+
+    /// One streamed PUT, retried from the start of the file on a transient failure.
+    async fn webdav(&self) -> Result<String, StoreError> {
+        let Some(webdav) = &self.agent.config.webdav else {
+            return Err(StoreError::Failed("WebDAV client missing".into()));
+        };
+        let retry = &self.agent.tuning().retry;
+        unless_cancelled(self.cancel, webdav.ensure_collections()).await??;
+        let mut attempt = 0;
+        let mut backoff = retry.backoff.init_backoff;
+        loop {
+            let Reader { chunks, done } = self.reader();
+            let progress = self.progress.clone();
+            let size = self.size;
+            let body = futures_util::stream::unfold((chunks, 0u64), move |(mut rx, sent)| {
+                let progress = progress.clone();
+                async move {
+                    let chunk = rx.recv().await?;
+                    let sent = sent + chunk.len() as u64;
+                    report(&progress, sent, size);
+                    Some((Ok::<_, std::io::Error>(chunk), (rx, sent)))
+                }
+            });
+            let put = webdav.put_stream(self.tar, body, self.size);
+            let sent = unless_cancelled(self.cancel, put).await;
+            let read = done.await;
+            match sent {
+                Err(cancelled) => {
+                    webdav.delete_quietly(self.tar).await;
+                    return Err(cancelled);
+                }
+                Ok(Ok(())) => {
+                    let (_, sha) =
+                        read.map_err(|e| StoreError::Failed(format!("file reader failed: {e}")))??;
+                    if let Err(err) = self.check_sha(&sha) {
+                        webdav.delete_quietly(self.tar).await;
+                        return Err(err);
+                    }
+                    return Ok(sha);
+                }
+                Ok(Err(err)) => {
+                    webdav.delete_quietly(self.tar).await;
+                    // A reader failure (the local file) explains more than the broken request.
+                    if let Ok(Err(local @ StoreError::Archive(_))) = read {
+                        return Err(local);
+                    }
+                    let transient = matches!(err, StoreError::Unreachable(_));
+                    if !transient || attempt >= retry.max_retries {
+                        return Err(err);
+                    }
+                    attempt += 1;
+                    log::info!(target: "habackup.agent", "retrying upload of {} ({err})", self.what());
+                    unless_cancelled(self.cancel, tokio::time::sleep(backoff)).await?;
+                    backoff = (backoff.mul_f64(retry.backoff.base)).min(retry.backoff.max_backoff);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! WebDAV uploads that stream. object_store's HTTP store reads, lists and deletes fine, but its
+//! put collects the whole payload in memory first; a backup is gigabytes.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_LENGTH};
+use reqwest::{Method, StatusCode};
+use url::Url;
+
+use super::config::Tuning;
+use super::error::StoreError;
+
+#[derive(Debug)]
+pub struct WebDav {
+    client: reqwest::Client,
+    /// The collection backups live in, with a trailing slash and without credentials.
+    base: Url,
+    auth: Option<HeaderValue>,
+    display_url: String,
+}
+
+impl WebDav {
+    pub fn new(url: &Url, display_url: &str, tuning: &Tuning) -> Result<WebDav, StoreError> {
+        let auth = if url.username().is_empty() {
+            None
+        } else {
+            let user = percent_decode(url.username());
+            let password = percent_decode(url.password().unwrap_or(""));
+            let token =
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+            let mut value = HeaderValue::from_str(&format!("Basic {token}")).map_err(|_| {
+                StoreError::InvalidConfig(format!("{display_url}: bad credentials"))
+            })?;
+            value.set_sensitive(true);
+            Some(value)
+        };
+        let mut base = url.clone();
+        let _ = base.set_username("");
+        let _ = base.set_password(None);
+        base.set_query(None);
+        base.set_fragment(None);
+        if !base.path().ends_with('/') {
+            let path = format!("{}/", base.path());
+            base.set_path(&path);
+        }
+        let client = reqwest::Client::builder()
+            .connect_timeout(tuning.connect_timeout)
+            // No overall timeout: an upload takes as long as the link needs; a stalled one is
+            // caught by the read timeout.
+            .read_timeout(tuning.timeout)
+            .build()
+            .map_err(|e| StoreError::InvalidConfig(format!("{display_url}: {e}")))?;
+        Ok(WebDav {
+            client,
+            base,
+            auth,
+            display_url: display_url.to_string(),
+        })
+    }
+
+    pub fn base_url(&self) -> &Url {
+        &self.base
+    }
+
+    /// Headers for object_store's HTTP client, so reads and listings authenticate too.
+    pub fn auth_headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        if let Some(auth) = &self.auth {
+            headers.insert(AUTHORIZATION, auth.clone());
+        }
+        headers
+    }
+
+    fn request(&self, method: Method, url: Url) -> reqwest::RequestBuilder {
+        let request = self.client.request(method, url);
+        match &self.auth {
+            Some(auth) => request.header(AUTHORIZATION, auth.clone()),
+            None => request,
+        }
+    }
+
+    fn object_url(&self, name: &str) -> Result<Url, StoreError> {
+        self.base
+            .join(name)
+            .map_err(|e| StoreError::failed(&self.display_url, e))
+    }
+
+    /// Creates the collections down to the base one; those that exist answer 405, which is fine.
+    pub async fn ensure_collections(&self) -> Result<(), StoreError> {
+        let segments: Vec<&str> = self
+            .base
+            .path()
+            .split('/')
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut url = self.base.clone();
+        let mut path = String::from("/");
+        for segment in segments {
+            path.push_str(segment);
+            path.push('/');
+            url.set_path(&path);
+            let method =
+                Method::from_bytes(b"MKCOL").map_err(|e| StoreError::failed("MKCOL", e))?;
+            let response = self
+                .request(method, url.clone())
+                .send()
+                .await
+                .map_err(|e| StoreError::from_remote(&self.display_url, &e))?;
+            let status = response.status();
+            if !(status.is_success()
+                || status == StatusCode::METHOD_NOT_ALLOWED
+                || status == StatusCode::CONFLICT && path != self.base.path())
+            {
+                return Err(self.status_error(&format!("MKCOL {}", url.path()), status));
+            }
+        }
+        Ok(())
+    }
+
+    fn status_error(&self, what: &str, status: StatusCode) -> StoreError {
+        let message = format!("{}: {what} answered {status}", self.display_url);
+        match status {
+            StatusCode::NOT_FOUND => StoreError::NotFound(message),
+            StatusCode::BAD_GATEWAY
+            | StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::GATEWAY_TIMEOUT => StoreError::Unreachable(message),
+            _ => StoreError::Failed(message),
+        }
+    }
+
+    /// PUTs `size` bytes from `chunks` as one streamed request body.
+    pub async fn put_stream<S>(&self, name: &str, chunks: S, size: u64) -> Result<(), StoreError>
+    where
+        S: futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    {
+        let url = self.object_url(name)?;
+        let response = self
+            .request(Method::PUT, url)
+            .header(CONTENT_LENGTH, size)
+            .body(reqwest::Body::wrap_stream(chunks))
+            .send()
+            .await
+            .map_err(|e| StoreError::from_remote(&format!("{}/{name}", self.display_url), &e))?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else {
+            Err(self.status_error(&format!("PUT {name}"), status))
+        }
+    }
+
+    /// Removes what a failed upload may have left; best effort.
+    pub async fn delete_quietly(&self, name: &str) {
+        if let Ok(url) = self.object_url(name) {
+            let sent = self.request(Method::DELETE, url).send();
+            let _ = tokio::time::timeout(Duration::from_secs(30), sent).await;
+        }
+    }
+}
+
+fn percent_decode(text: &str) -> String {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
+}
