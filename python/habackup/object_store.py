@@ -55,7 +55,10 @@ class ObjectStoreBackupSyncAgent(BackupSyncAgent):
         return self._client.url
 
     def __repr__(self) -> str:
-        return f"<ObjectStoreBackupSyncAgent name={self.name!r} url={self.url!r}>"
+        # Also when __init__ failed half way (a debugger or a traceback may still show us).
+        client = getattr(self, "_client", None)
+        url = client.url if client is not None else None
+        return f"<{type(self).__name__} name={self.name!r} url={url!r}>"
 
     async def async_upload_backup(
         self,

@@ -310,7 +310,12 @@ pub fn parse(url: &str, options: &[(String, String)]) -> Result<StoreConfig, Sto
                 let builder = HttpBuilder::new()
                     .with_url(base.as_str())
                     .with_retry(tuning.retry.clone())
-                    .with_client_options(client.with_default_headers(webdav.auth_headers()));
+                    .with_client_options(
+                        client
+                            .with_default_headers(webdav.auth_headers())
+                            // The URL's scheme already says whether plain HTTP is wanted.
+                            .with_allow_http(scheme == "http"),
+                    );
                 let builder = configure(builder, &rest, &scheme, |b, k: ClientConfigKey, v| {
                     b.with_config(k, v)
                 })?;
