@@ -165,7 +165,21 @@ def test_synced_backup_model() -> None:
         "date": "2025-01-01T00:00:00+00:00",
         "size": 3,
         "protected": False,
+        "sha256": None,
+        "homeassistant_version": None,
+        "database_included": True,
+        "extra_metadata": {},
     }
+    c = SyncedBackup(
+        id="1",
+        slug="abcd0123",
+        name="n",
+        date="2025-01-01T00:00:00+00:00",
+        size=3,
+        extra_metadata={"instance_id": "x"},
+    )
+    assert c != a
+    assert hash(c) == hash(a)
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.size = 4  # type: ignore[misc]
     with pytest.raises(TypeError):

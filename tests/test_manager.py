@@ -171,6 +171,7 @@ async def test_seed_integration_create_order_and_upload(
         "homeassistant": str,
         "protected": bool,
         "sha256": str,
+        "database_included": bool,
     }
     assert set(metadata) == set(types_by_key)
     for key, kind in types_by_key.items():

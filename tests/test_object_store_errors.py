@@ -127,7 +127,6 @@ async def test_server_down_is_unreachable_and_quiet_about_secrets(
         assert not (tmp_path / "x.tar").exists()
         with pytest.raises(habackup.BackupAgentUnreachableError):
             await agent.async_delete_backup(id="0123abcd")
-    assert caplog.records, "expected the failures to be logged at some level"
     assert SECRET not in caplog.text
 
 

@@ -41,7 +41,8 @@ class SyncedBackup:
     sha256: str | None = None
     homeassistant_version: str | None = None
     database_included: bool = True
-    extra_metadata: Mapping[str, Any] = field(default_factory=dict)
+    # Left out of the hash: a mapping is not hashable, and the other fields identify a copy.
+    extra_metadata: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

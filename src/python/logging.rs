@@ -7,9 +7,16 @@ struct PythonLogger;
 
 static LOGGER: PythonLogger = PythonLogger;
 
+fn is_ours(target: &str) -> bool {
+    target.starts_with("habackup")
+}
+
 impl log::Log for PythonLogger {
-    fn enabled(&self, _metadata: &log::Metadata<'_>) -> bool {
-        true
+    /// Libraries below us (hyper, reqwest, rustls) log every connection at debug level; each
+    /// record costs a GIL round trip, and their details are not the user's concern. Their
+    /// warnings and errors still come through.
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        is_ours(metadata.target()) || metadata.level() <= log::Level::Warn
     }
 
     fn log(&self, record: &log::Record<'_>) {
@@ -19,12 +26,16 @@ impl log::Log for PythonLogger {
             log::Level::Info => 20,
             log::Level::Debug | log::Level::Trace => 10,
         };
-        let name = if record.target().starts_with("habackup") {
-            record.target().to_string()
+        if !self.enabled(record.metadata()) {
+            return;
+        }
+        let name = if is_ours(record.target()) {
+            record.target().replace("::", ".")
         } else {
-            format!("habackup.{}", record.target())
+            format!("habackup.deps.{}", record.target().replace("::", "."))
         };
-        let message = record.args().to_string();
+        // A library's message may quote a URL with credentials or a signed query string.
+        let message = crate::redact::redact_urls(&record.args().to_string());
         Python::attach(|py| {
             let logged = py
                 .import("logging")

@@ -162,6 +162,7 @@ impl StoreAgent {
             .map(str::to_ascii_lowercase);
         let tar = Self::tar_name(&slug);
         report(&progress, 0, size);
+        let started = std::time::Instant::now();
         let upload = UploadJob {
             agent: self,
             path,
@@ -194,6 +195,12 @@ impl StoreAgent {
             }
         }
         report(&progress, size, size);
+        log::info!(
+            target: "habackup.agent",
+            "uploaded {} ({size} bytes) in {:.1} s",
+            self.describe(&tar),
+            started.elapsed().as_secs_f64()
+        );
         Ok(metadata)
     }
 
