@@ -1,5 +1,5 @@
-"""``python -m habackup``: create, list, inspect, verify, extract, restore and move Home Assistant
-backups, locally or on object stores (S3, GCS, Azure, WebDAV, file://)."""
+"""habackup: create, list, inspect, verify, extract, restore and move Home Assistant backups,
+locally or on object stores (S3, GCS, Azure, WebDAV, file://)."""
 
 from __future__ import annotations
 

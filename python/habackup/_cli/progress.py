@@ -54,18 +54,24 @@ class Progress:
             elapsed = max(now - self.started, 1e-6)
             rate = done / elapsed
             share = min(done / total, 1.0) if total else 1.0
-            bar = "#" * int(share * BAR_WIDTH)
+            # The ETA column stays when done (at 0s) so that the line keeps its shape.
             if finished:
-                tail = f"{elapsed:4.0f}s"
+                eta = "ETA    0s"
             elif rate > 0:
-                tail = f"ETA {(total - done) / rate:4.0f}s"
+                eta = f"ETA {(total - done) / rate:4.0f}s"
             else:
-                tail = "ETA    ?"
-            self._draw(
-                f"{self.label} [{bar:<{BAR_WIDTH}}] {share * 100:3.0f}% "
-                f"{human(done)} / {human(total)} {human(int(rate))}/s {tail}",
-                now,
+                eta = "ETA    ?"
+            figures = (
+                f"{share * 100:3.0f}% {human(done)} / {human(total)} {human(int(rate))}/s {eta}"
             )
+            # A line wider than the terminal wraps, and "\r" then redraws only its last row.
+            room = self._columns() - 1 - len(self.label) - len(figures) - 4
+            width = min(BAR_WIDTH, room)
+            if width >= 5:
+                bar = "#" * int(share * width)
+                self._draw(f"{self.label} [{bar:<{width}}] {figures}", now)
+            else:
+                self._draw(f"{self.label} {figures}", now)
 
     def working(self, note: str) -> None:
         """An indeterminate line (no bar, no spinner): for work that reports no byte count."""
@@ -73,7 +79,16 @@ class Progress:
         with self._lock:
             self._draw(f"{self.label} {note} {now - self.started:4.0f}s", now)
 
+    def _columns(self) -> int:
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (OSError, ValueError):
+            columns = 0
+        # A pseudo-terminal nobody sized reports 0 columns: assume the classic 80.
+        return columns or 80
+
     def _draw(self, line: str, now: float) -> None:
+        line = line[: self._columns() - 1]
         # Pad over the rest of a longer previous line instead of relying on terminal escapes.
         padding = " " * max(self._width - len(line), 0)
         self.stream.write(f"\r{line}{padding}")

@@ -7,7 +7,10 @@ Credentials come from ``--option`` or from the environment (object_store reads `
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 from ..errors import BackupError
 from ..models import SyncedBackup
@@ -15,6 +18,25 @@ from ..object_store import ObjectStoreBackupSyncAgent
 from .progress import terminal_progress
 
 AGENT_NAME = "cli"
+_T = TypeVar("_T")
+
+# How long to let habackup's tokio threads finish after a store call returned (see _run).
+SETTLE_SECONDS = 0.05
+
+
+def _run(coro: Coroutine[Any, Any, _T]) -> _T:
+    """``asyncio.run`` plus a short GIL-free pause before returning.
+
+    The engine's tokio thread that delivered the result may still be inside a Python call (it
+    releases the GIL while waking the loop). If the interpreter starts finalizing before that
+    thread takes the GIL back, the process dies with SIGSEGV/SIGABRT after the work succeeded.
+    Sleeping releases the GIL so that thread can finish first. Remove once the engine waits for
+    its own threads at exit.
+    """
+    try:
+        return asyncio.run(coro)
+    finally:
+        time.sleep(SETTLE_SECONDS)
 
 
 def open_store(url: str, options: dict[str, str]) -> ObjectStoreBackupSyncAgent:
@@ -25,18 +47,18 @@ def open_store(url: str, options: dict[str, str]) -> ObjectStoreBackupSyncAgent:
 def upload(agent: ObjectStoreBackupSyncAgent, path: Path) -> None:
     """Upload the backup file at ``path``; its metadata is read from the file itself."""
     with terminal_progress("upload") as progress:
-        asyncio.run(agent.async_upload_backup(path=path, on_progress=progress))
+        _run(agent.async_upload_backup(path=path, on_progress=progress))
 
 
 def download(agent: ObjectStoreBackupSyncAgent, slug: str, path: Path) -> None:
     """Download backup ``slug`` to ``path`` (checked, then renamed into place by the agent)."""
     with terminal_progress("download") as progress:
-        asyncio.run(agent.async_download_backup(id=slug, path=path, on_progress=progress))
+        _run(agent.async_download_backup(id=slug, path=path, on_progress=progress))
 
 
 def list_backups(agent: ObjectStoreBackupSyncAgent) -> list[SyncedBackup]:
     """The store's backups, newest first."""
-    backups = asyncio.run(agent.async_list_backups())
+    backups = _run(agent.async_list_backups())
     return sorted(backups, key=lambda b: b.date, reverse=True)
 
 
