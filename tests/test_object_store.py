@@ -268,7 +268,7 @@ async def test_upload_whose_file_does_not_match_its_metadata_stores_nothing(
         await agent.async_upload_backup(path=small_backup, metadata=metadata)
     assert raised.value.path == str(small_backup)
     assert backend.names() == set()
-    with pytest.raises(habackup.ArchiveError, match="missing.tar"):
+    with pytest.raises(habackup.ArchiveError, match=r"missing\.tar"):
         await agent.async_upload_backup(path=small_backup.parent / "missing.tar")
     assert backend.names() == set()
 

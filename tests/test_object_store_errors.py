@@ -168,7 +168,8 @@ async def test_manager_with_two_builtin_agents_one_python_agent_and_a_dead_one(
     progress = [e for e in events if e.get("stage") == "upload_to_agents" and "agent_id" in e]
     for agent_id in ("demo.folder", "demo.s3"):
         mine = [e for e in progress if e["agent_id"] == agent_id]
-        assert mine and mine[-1]["uploaded_bytes"] == mine[-1]["total_bytes"] == backup.size
+        assert mine
+        assert mine[-1]["uploaded_bytes"] == mine[-1]["total_bytes"] == backup.size
 
     backups, errors = await manager.async_get_backups()
     assert list(errors) == ["demo.dead-s3"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
+
+from . import _core
 from ._archive import (
     DEFAULT_EXCLUDES,
     async_create_archive,
@@ -32,6 +35,9 @@ from .errors import (
 from .manager import BackupManager
 from .models import BackupSyncMetadata, SyncedBackup
 from .object_store import ObjectStoreBackupSyncAgent
+
+# No engine thread may be inside a Python call when the interpreter starts finalizing.
+atexit.register(_core.wait_for_idle, 5.0)
 
 __all__ = [
     "DEFAULT_EXCLUDES",

@@ -21,6 +21,7 @@ __all__ = [
     "BackupManagerCore",
     "BackupSyncAgent",
     "CancelToken",
+    "ObjectStoreClient",
     "__version__",
     "create_archive",
     "create_archive_async",
@@ -30,6 +31,7 @@ __all__ = [
     "validate_password",
     "verify_archive",
     "verify_archive_async",
+    "wait_for_idle",
 ]
 
 @final
@@ -239,3 +241,5 @@ class ObjectStoreClient:
     def list(self) -> Awaitable[list[dict[str, Any]]]: ...
     def delete(self, id: str, cancel: CancelToken | None = None) -> Awaitable[None]: ...
     def tuning(self) -> dict[str, int]: ...
+
+def wait_for_idle(timeout: float) -> bool: ...

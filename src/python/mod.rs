@@ -31,6 +31,8 @@ mod _core {
     use super::manager::BackupManagerCore;
     #[pymodule_export]
     use super::object_store::ObjectStoreClient;
+    #[pymodule_export]
+    use super::runtime::wait_for_idle;
 
     use pyo3::prelude::*;
 

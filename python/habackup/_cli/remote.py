@@ -7,7 +7,6 @@ Credentials come from ``--option`` or from the environment (object_store reads `
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,22 +20,8 @@ AGENT_NAME = "cli"
 _T = TypeVar("_T")
 
 # How long to let habackup's tokio threads finish after a store call returned (see _run).
-SETTLE_SECONDS = 0.05
-
-
 def _run(coro: Coroutine[Any, Any, _T]) -> _T:
-    """``asyncio.run`` plus a short GIL-free pause before returning.
-
-    The engine's tokio thread that delivered the result may still be inside a Python call (it
-    releases the GIL while waking the loop). If the interpreter starts finalizing before that
-    thread takes the GIL back, the process dies with SIGSEGV/SIGABRT after the work succeeded.
-    Sleeping releases the GIL so that thread can finish first. Remove once the engine waits for
-    its own threads at exit.
-    """
-    try:
-        return asyncio.run(coro)
-    finally:
-        time.sleep(SETTLE_SECONDS)
+    return asyncio.run(coro)
 
 
 def open_store(url: str, options: dict[str, str]) -> ObjectStoreBackupSyncAgent:
