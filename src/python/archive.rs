@@ -206,7 +206,7 @@ pub fn create_archive_async<'py>(
         None => (None, None),
     };
     let guard = CancelOnDrop(cancel.clone());
-    pyo3_async_runtimes::tokio::future_into_py(py, async move {
+    super::awaitable::future_into_py(py, async move {
         let _guard = guard;
         let work = tokio::task::spawn_blocking(move || {
             run_create(config_dir, path, options, cancel, progress)
@@ -264,7 +264,7 @@ pub fn extract_archive_async<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let cancel = cancel.map(|c| c.0.clone()).unwrap_or_default();
     let guard = CancelOnDrop(cancel.clone());
-    pyo3_async_runtimes::tokio::future_into_py(py, async move {
+    super::awaitable::future_into_py(py, async move {
         let _guard = guard;
         let work = tokio::task::spawn_blocking(move || {
             archive::extract_protected_archive(&path, &dest, password.as_deref(), &cancel)
@@ -317,7 +317,7 @@ pub fn verify_archive_async<'py>(
 ) -> PyResult<Bound<'py, PyAny>> {
     let cancel = cancel.map(|c| c.0.clone()).unwrap_or_default();
     let guard = CancelOnDrop(cancel.clone());
-    pyo3_async_runtimes::tokio::future_into_py(py, async move {
+    super::awaitable::future_into_py(py, async move {
         let _guard = guard;
         let work = tokio::task::spawn_blocking(move || {
             archive::verify_archive(&path, password.as_deref(), &cancel)

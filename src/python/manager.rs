@@ -880,7 +880,7 @@ impl BackupManagerCore {
         let factory = hook("async_get_backup_sync_agents")?;
         let op = self.op(py, abort.as_deref())?;
         let locals = op.locals.clone();
-        pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async move {
+        super::awaitable::future_into_py_with_locals(py, locals, async move {
             let mut agents: Agents = Vec::new();
             if let Some(factory) = factory {
                 let hass = &op.inner.hass;
@@ -1004,7 +1004,7 @@ impl BackupManagerCore {
         options.excludes = excludes;
         options.ha_version = self.inner.ha_version.clone();
         let locals = op.locals.clone();
-        pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async move {
+        super::awaitable::future_into_py_with_locals(py, locals, async move {
             let busy = busy;
             let result = create(&op, &pre, &post, options, &agents).await;
             match &result {
@@ -1036,7 +1036,7 @@ impl BackupManagerCore {
         let agents = self.agents(py, agent_ids)?;
         let op = self.op(py, abort.as_deref())?;
         let locals = op.locals.clone();
-        pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async move {
+        super::awaitable::future_into_py_with_locals(py, locals, async move {
             let backup_dir = op.inner.backup_dir.clone();
             let lookup = slug.clone();
             let found = blocking(move || {
@@ -1081,7 +1081,7 @@ impl BackupManagerCore {
         let agents = self.agents(py, None)?;
         let op = self.op(py, abort.as_deref())?;
         let locals = op.locals.clone();
-        pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async move {
+        super::awaitable::future_into_py_with_locals(py, locals, async move {
             let (backups, errors) = all_backups(&op, &agents).await?;
             Python::attach(|py| -> PyResult<Py<PyAny>> {
                 let by_slug = PyDict::new(py);
@@ -1109,7 +1109,7 @@ impl BackupManagerCore {
         let agents = self.agents(py, None)?;
         let op = self.op(py, abort.as_deref())?;
         let locals = op.locals.clone();
-        pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async move {
+        super::awaitable::future_into_py_with_locals(py, locals, async move {
             let (mut backups, _errors) = all_backups(&op, &agents).await?;
             Ok(backups.remove(&slug))
         })
@@ -1128,7 +1128,7 @@ impl BackupManagerCore {
         let agents = self.agents(py, Some(vec![agent_id.clone()]))?;
         let op = self.op(py, abort.as_deref())?;
         let locals = op.locals.clone();
-        pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async move {
+        super::awaitable::future_into_py_with_locals(py, locals, async move {
             download(&op, &agents, &agent_id, &id, path).await
         })
     }
@@ -1145,7 +1145,7 @@ impl BackupManagerCore {
         let agents = self.agents(py, None)?;
         let op = self.op(py, abort.as_deref())?;
         let locals = op.locals.clone();
-        pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async move {
+        super::awaitable::future_into_py_with_locals(py, locals, async move {
             remove(&op, &agents, &slug).await
         })
     }
@@ -1164,7 +1164,7 @@ impl BackupManagerCore {
         let op = self.op(py, abort.as_deref())?;
         let busy = self.begin(py, RESTORE_BACKUP)?;
         let locals = op.locals.clone();
-        pyo3_async_runtimes::tokio::future_into_py_with_locals(py, locals, async move {
+        super::awaitable::future_into_py_with_locals(py, locals, async move {
             let busy = busy;
             op.emit(
                 json!({"manager_state": RESTORE_BACKUP, "stage": null, "state": "in_progress"}),

@@ -2,6 +2,7 @@
 
 mod agent;
 mod archive;
+mod awaitable;
 mod backup;
 mod blocking;
 mod bridge;
@@ -24,6 +25,8 @@ mod _core {
         validate_password, verify_archive, verify_archive_async, CancelToken,
     };
     #[pymodule_export]
+    use super::awaitable::wait_for_idle;
+    #[pymodule_export]
     use super::backup::Backup;
     #[pymodule_export]
     use super::bridge::AbortToken;
@@ -31,8 +34,6 @@ mod _core {
     use super::manager::BackupManagerCore;
     #[pymodule_export]
     use super::object_store::ObjectStoreClient;
-    #[pymodule_export]
-    use super::runtime::wait_for_idle;
 
     use pyo3::prelude::*;
 

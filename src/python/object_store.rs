@@ -110,7 +110,7 @@ impl ObjectStoreClient {
         let (progress, relay) = progress(py, on_progress)?;
         let agent = self.agent.clone();
         let guard = CancelOnDrop(cancel.clone());
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        super::awaitable::future_into_py(py, async move {
             let _guard = guard;
             let result = agent.upload(&path, metadata, progress, &cancel).await;
             if let Some(relay) = relay {
@@ -133,7 +133,7 @@ impl ObjectStoreClient {
         let (progress, relay) = progress(py, on_progress)?;
         let agent = self.agent.clone();
         let guard = CancelOnDrop(cancel.clone());
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        super::awaitable::future_into_py(py, async move {
             let _guard = guard;
             let result = agent.download(&id, &path, progress, &cancel).await;
             if let Some(relay) = relay {
@@ -145,7 +145,7 @@ impl ObjectStoreClient {
 
     fn list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let agent = self.agent.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        super::awaitable::future_into_py(py, async move {
             let listed = agent.list().await.map_err(err)?;
             let items: Vec<Value> = listed
                 .into_iter()
@@ -164,7 +164,7 @@ impl ObjectStoreClient {
     ) -> PyResult<Bound<'py, PyAny>> {
         let cancel: CancelFlag = cancel.map(|c| c.flag()).unwrap_or_default();
         let agent = self.agent.clone();
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+        super::awaitable::future_into_py(py, async move {
             let work = agent.delete(&id);
             tokio::select! {
                 result = work => result.map_err(err),

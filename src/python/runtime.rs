@@ -19,24 +19,3 @@ pub fn init() {
         .enable_all();
     pyo3_async_runtimes::tokio::init(builder);
 }
-
-/// Waits, without the GIL, until no task is left on the runtime (at most `timeout` seconds).
-///
-/// Registered with `atexit`: a task that hands a result to asyncio releases the GIL inside that
-/// call (waking the loop writes to a socket). If the interpreter began finalizing meanwhile, the
-/// thread could never take the GIL back and the process would die after the work succeeded.
-#[pyo3::pyfunction]
-pub fn wait_for_idle(py: pyo3::Python<'_>, timeout: f64) -> bool {
-    let handle = pyo3_async_runtimes::tokio::get_runtime().handle().clone();
-    let limit = std::time::Duration::try_from_secs_f64(timeout).unwrap_or_default();
-    py.detach(move || {
-        let deadline = std::time::Instant::now() + limit;
-        while handle.metrics().num_alive_tasks() > 0 {
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        true
-    })
-}
