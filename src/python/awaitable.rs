@@ -93,7 +93,8 @@ where
             }
         };
         // On the blocking pool: waiting for the GIL must not hold up a runtime worker.
-        let _ = tokio::task::spawn_blocking(move || {
+        // Detached: the JoinHandle is not needed, the count tracks completion.
+        drop(tokio::task::spawn_blocking(move || {
             Python::attach(move |py| {
                 let delivered = (|| -> PyResult<()> {
                     let (method, value) = match result.and_then(|v| v.into_py_any(py)) {
@@ -117,7 +118,7 @@ where
             });
             // Only now has this thread left Python for good.
             drop(pending);
-        });
+        }));
     });
     Ok(py_future)
 }
