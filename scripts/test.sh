@@ -21,6 +21,9 @@ step "python test environment ($VENV)"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q -r requirements-test.txt
 
+step "test servers (Azurite from npm; moto and wsgidav come from PyPI above)"
+./scripts/install-test-servers.sh
+
 step "build the extension (dev profile)"
 VIRTUAL_ENV=$PWD/$VENV "$VENV/bin/maturin" develop -q
 

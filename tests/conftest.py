@@ -14,6 +14,8 @@ from helpers import inner_member_names, make_config_dir
 
 import habackup
 
+pytest_plugins = ["servers"]
+
 
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:

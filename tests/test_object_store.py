@@ -85,11 +85,8 @@ def s3_backend(server: Any, bucket: str) -> Backend:
 def webdav_backend(server: Any, folder: str) -> Backend:
     root = server.root / folder
 
-    def names() -> set[str]:
-        return {p.name for p in root.iterdir()} if root.exists() else set()
-
     def put(name: str, data: bytes) -> None:
-        root.mkdir(parents=True, exist_ok=True)
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(data)
 
     host = server.url.removeprefix("http://")
@@ -107,17 +104,29 @@ def webdav_backend(server: Any, folder: str) -> Backend:
 
 
 def azure_backend(server: Any, container: str) -> Backend:
-    client = server.container_client(container)
+    server.make_container(container)
 
     def names() -> set[str]:
-        return {b.name.removeprefix("ha/") for b in client.list_blobs(name_starts_with="ha/")}
+        return {n.removeprefix("ha/") for n in server.list_blobs(container) if n.startswith("ha/")}
+
+    def put(name: str, data: bytes) -> None:
+        status, body = server.request(
+            "PUT", f"/{container}/ha/{name}", data, {"x-ms-blob-type": "BlockBlob"}
+        )
+        assert status == 201, body
+
+    def get(name: str) -> bytes:
+        status, body = server.request("GET", f"/{container}/ha/{name}")
+        assert status == 200, body
+        data: bytes = body
+        return data
 
     return Backend(
         kind="azure",
         url=f"az://{container}/ha",
         options=server.options(container),
-        put=lambda name, data: client.upload_blob(f"ha/{name}", data, overwrite=True),
-        get=lambda name: client.download_blob(f"ha/{name}").readall(),
+        put=put,
+        get=get,
         names=names,
         secrets=[server.key],
     )

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the test servers that do not come from PyPI into .cache/node (gitignored):
+# Azurite, Microsoft's Azure Storage emulator, used by tests/servers.py's `azurite_server`.
+# Idempotent: a second run only checks the installed version and exits.
+# (moto and wsgidav, the S3 and WebDAV servers, come from requirements-test.txt.)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# 3.35.0 is the newest Azurite that runs on Node 20 (3.36 wants >= 21, 3.37 wants >= 22).
+AZURITE_VERSION=3.35.0
+PREFIX=.cache/node
+
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    if [[ ${CI:-} == true ]] || [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        echo "install-test-servers: node/npm missing; installing Debian's nodejs and npm"
+        apt-get update -qq && apt-get install -y -qq nodejs npm
+    else
+        echo "install-test-servers: node/npm not found; the Azure tests will be skipped" >&2
+        exit 0
+    fi
+fi
+
+installed=$(node -p "require('./$PREFIX/node_modules/azurite/package.json').version" 2>/dev/null || true)
+if [[ $installed == "$AZURITE_VERSION" && -x $PREFIX/node_modules/.bin/azurite-blob ]]; then
+    echo "install-test-servers: azurite $installed already in $PREFIX"
+    exit 0
+fi
+
+echo "install-test-servers: npm install azurite@$AZURITE_VERSION into $PREFIX (node $(node -v))"
+mkdir -p "$PREFIX"
+# A package.json of our own keeps npm from walking up and treating the repo as the project.
+[[ -f $PREFIX/package.json ]] || echo '{"name": "habackup-test-servers", "private": true}' >"$PREFIX/package.json"
+npm install --prefix "$PREFIX" --no-audit --no-fund --no-save --loglevel=error \
+    "azurite@$AZURITE_VERSION"
+echo "install-test-servers: $("$PREFIX/node_modules/.bin/azurite-blob" --version 2>/dev/null || echo '?') installed"
