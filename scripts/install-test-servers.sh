@@ -11,8 +11,9 @@ AZURITE_VERSION=3.35.0
 PREFIX=.cache/node
 
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-    if [[ ${CI:-} == true ]] || [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-        echo "install-test-servers: node/npm missing; installing Debian's nodejs and npm"
+    # As root with apt (CI, a fresh machine), install Debian's; otherwise leave it to the user.
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        echo "install-test-servers: node/npm missing; apt-get install nodejs npm"
         apt-get update -qq && apt-get install -y -qq nodejs npm
     else
         echo "install-test-servers: node/npm not found; the Azure tests will be skipped" >&2

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import ctypes
 import hashlib
 import hmac
 import http.client
@@ -105,6 +106,20 @@ class _Process:
             return
 
 
+# Looked up here, not in the forked child: importing or dlopen-ing between fork and exec can
+# deadlock on locks another thread held at the fork.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+_PR_SET_PDEATHSIG = 1
+_SIGTERM = int(signal.SIGTERM)
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when pytest dies without tearing down (SIGKILL,
+    pytest-timeout's os._exit), so a server never outlives its test run. Linux only."""
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, _SIGTERM)
+
+
 @contextlib.contextmanager
 def _serve(
     name: str,
@@ -126,6 +141,7 @@ def _serve(
             stderr=subprocess.STDOUT,
             # Own session = own process group, so stop() reaches node's or werkzeug's children.
             start_new_session=True,
+            preexec_fn=_die_with_parent,
             env={**os.environ, **(env or {})},
             cwd=log_dir,
         )
