@@ -42,3 +42,6 @@ cargo test -q
 
 step "pytest"
 "$VENV/bin/python" -m pytest -p no:cacheprovider "$@"
+
+step "Home Assistant tests (own Python 3.13 venv)"
+./scripts/ha-test.sh

@@ -6,6 +6,7 @@ import the plain functions from ``helpers``.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +14,12 @@ import pytest
 from helpers import inner_member_names, make_config_dir
 
 import habackup
+
+# tests/homeassistant needs Home Assistant, which needs Python 3.13: it runs in a venv of its own
+# (scripts/ha-test.sh), the one where pytest-homeassistant-custom-component is installed.
+collect_ignore = (
+    [] if importlib.util.find_spec("pytest_homeassistant_custom_component") else ["homeassistant"]
+)
 
 pytest_plugins = ["servers"]
 

@@ -440,3 +440,18 @@ async def test_protected_backup_through_the_manager(tmp_path: Path) -> None:
 
     await manager.async_restore_backup(backup.slug, password="s3cret")
     assert (config_dir / "configuration.yaml").read_text() == original
+
+
+async def test_restore_of_a_backup_without_database_keeps_the_current_one(tmp_path: Path) -> None:
+    config_dir = make_config_dir(tmp_path / "config")
+    manager = habackup.BackupManager(Hass(), config_dir=config_dir)
+    backup = await manager.async_create_backup(name="No DB", include_database=False)
+    db_before = sha256(config_dir / "home-assistant_v2.db")
+    (config_dir / "configuration.yaml").write_text("changed: true\n")
+
+    await manager.async_restore_backup(backup.slug, restore_database=True)
+
+    assert sha256(config_dir / "home-assistant_v2.db") == db_before
+    assert (config_dir / "configuration.yaml").read_text() != "changed: true\n"
+    assert sorted(p.name for p in config_dir.iterdir() if p.name.startswith(".habackup")) == []
+

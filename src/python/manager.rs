@@ -671,43 +671,78 @@ fn restore_files(
 ) -> Result<(), ArchiveError> {
     let token = uuid::Uuid::new_v4().simple().to_string();
     let staging_name = format!(".habackup-restore-{}", &token[..12]);
+    let aside_name = format!(".habackup-replaced-{}", &token[..12]);
     let staging = config_dir.join(&staging_name);
+    let aside = config_dir.join(&aside_name);
+    // A backup made without the database must not take the current one away.
+    let in_backup = archive::read_backup(archive_path)?.database_included;
     archive::extract_protected_archive(archive_path, &staging, password, cancel)?;
-    let mut keep: HashSet<String> = HashSet::from([staging_name.clone(), "backups".to_string()]);
+    let mut keep: HashSet<String> = HashSet::from([
+        staging_name.clone(),
+        aside_name.clone(),
+        "backups".to_string(),
+    ]);
     if let Ok(relative) = backup_dir.strip_prefix(config_dir) {
         if let Some(first) = relative.components().next() {
             keep.insert(first.as_os_str().to_string_lossy().into_owned());
         }
     }
-    if !restore_database {
+    if !(restore_database && in_backup) {
         keep.extend(DATABASE_FILES.iter().map(|s| (*s).to_string()));
     }
+    let result = swap_in(config_dir, &staging, &aside, &keep);
+    let _ = fs::remove_dir_all(&staging);
+    let _ = fs::remove_dir_all(&aside);
+    result
+}
+
+/// Moves the config dir's entries aside, the staged ones in, and on any failure everything
+/// back: the config dir ends up all old or all new, never a mix. All renames, one filesystem.
+fn swap_in(
+    config_dir: &Path,
+    staging: &Path,
+    aside: &Path,
+    keep: &HashSet<String>,
+) -> Result<(), ArchiveError> {
+    fs::create_dir(aside).at(aside)?;
+    let mut moved_out: Vec<String> = Vec::new();
+    let mut moved_in: Vec<String> = Vec::new();
     let result = (|| {
         for entry in fs::read_dir(config_dir).at(config_dir)? {
-            let entry = entry.at(config_dir)?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+            let name = entry
+                .at(config_dir)?
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
             if keep.contains(&name) {
                 continue;
             }
-            let path = entry.path();
-            if entry.file_type().at(&path)?.is_dir() {
-                fs::remove_dir_all(&path).at(&path)?;
-            } else {
-                fs::remove_file(&path).at(&path)?;
-            }
+            fs::rename(config_dir.join(&name), aside.join(&name)).at(config_dir.join(&name))?;
+            moved_out.push(name);
         }
-        for entry in fs::read_dir(&staging).at(&staging)? {
-            let entry = entry.at(&staging)?;
-            let name = entry.file_name().to_string_lossy().into_owned();
+        for entry in fs::read_dir(staging).at(staging)? {
+            let name = entry
+                .at(staging)?
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
             if keep.contains(&name) {
                 continue;
             }
             let dest = config_dir.join(&name);
-            fs::rename(entry.path(), &dest).at(&dest)?;
+            fs::rename(staging.join(&name), &dest).at(&dest)?;
+            moved_in.push(name);
         }
         Ok(())
     })();
-    let _ = fs::remove_dir_all(&staging);
+    if result.is_err() {
+        for name in moved_in.iter().rev() {
+            let _ = fs::rename(config_dir.join(name), staging.join(name));
+        }
+        for name in moved_out.iter().rev() {
+            let _ = fs::rename(aside.join(name), config_dir.join(name));
+        }
+    }
     result
 }
 

@@ -1,0 +1,62 @@
+"""Fixtures for the tests that run habackup's agents under Home Assistant's own backup manager.
+
+These need Home Assistant (Python 3.13) and pytest-homeassistant-custom-component, so they run in
+their own virtualenv: ``scripts/ha-test.sh``. pytest puts this directory on sys.path, which is how
+Home Assistant finds ``custom_components/habackup_test``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from unittest.mock import patch
+
+import pytest
+from homeassistant import block_async_io
+from homeassistant.core import HomeAssistant
+from homeassistant.util import loop as loop_util
+
+CONFIG_FILES = {
+    "configuration.yaml": "homeassistant:\n  name: habackup test\n",
+    "automations.yaml": "[]\n",
+    "www/hello.txt": "Hello from the config dir\n" * 100,
+}
+
+
+@pytest.fixture
+def ha_config_dir(hass: HomeAssistant, tmp_path: Path) -> Path:
+    """A small config dir of its own, so Home Assistant's backups and tmp_backups land there
+    (the default is pytest-homeassistant-custom-component's folder in site-packages)."""
+    config_dir = tmp_path / "config"
+    for name, text in CONFIG_FILES.items():
+        (config_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (config_dir / name).write_text(text)
+    hass.config.config_dir = str(config_dir)
+    return config_dir
+
+
+@pytest.fixture
+async def blocking_io_detection(
+    hass: HomeAssistant,
+    disable_block_async_io: None,
+    caplog: pytest.LogCaptureFixture,
+) -> AsyncIterator[None]:
+    """Home Assistant's detection of blocking calls on the event loop, as in production.
+
+    Under pytest Home Assistant leaves out the checks on open(), Path I/O, listdir, scandir and
+    import_module (``_IN_TESTS``): they are put back here. Most checks only log a warning, so the
+    test fails when one was logged. ``disable_block_async_io`` removes the patches afterwards.
+    """
+    # A call site reported once before is only logged at debug level the next time.
+    loop_util._PREVIOUSLY_REPORTED.clear()
+    # enable() protects the thread it runs on: this fixture runs on the loop's thread.
+    with patch.object(block_async_io, "_IN_TESTS", False):
+        block_async_io.enable()
+    yield
+    blocked = [
+        record.getMessage()
+        for when in ("setup", "call")
+        for record in caplog.get_records(when)
+        if "Detected blocking call" in record.getMessage()
+    ]
+    assert not blocked, "\n\n".join(blocked)

@@ -1,0 +1,1 @@
+"""Custom integrations used by the Home Assistant tests (Home Assistant imports this package)."""
