@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, Checksum};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::http::HttpBuilder;
@@ -170,6 +170,25 @@ fn take_tuning(
     Ok((tuning, rest))
 }
 
+/// Whether S3 parts get the default sha256 checksum: yes unless `aws_checksum_algorithm` says
+/// otherwise ("none" drops the key, any other value goes to object_store's own parser).
+fn take_checksum(rest: &mut Vec<(String, String)>) -> bool {
+    let at = rest.iter().position(|(k, _)| {
+        matches!(
+            k.to_ascii_lowercase().as_str(),
+            "aws_checksum_algorithm" | "checksum_algorithm"
+        )
+    });
+    match at {
+        None => true,
+        Some(at) if rest[at].1.eq_ignore_ascii_case("none") => {
+            rest.remove(at);
+            false
+        }
+        Some(_) => false,
+    }
+}
+
 const TUNING_KEYS: &str = "multipart_threshold, part_size, max_concurrency, max_retries, \
                            retry_timeout, retry_backoff, timeout, connect_timeout";
 
@@ -231,7 +250,7 @@ pub fn parse(url: &str, options: &[(String, String)]) -> Result<StoreConfig, Sto
         invalid(format!("invalid URL {shown}: {e}"))
     })?;
     let display_url = display(&parsed);
-    let (tuning, rest) = take_tuning(options)?;
+    let (tuning, mut rest) = take_tuning(options)?;
     let scheme = parsed.scheme().to_ascii_lowercase();
     let no_options = |kind: Kind| -> Result<Kind, StoreError> {
         match rest.first() {
@@ -269,10 +288,16 @@ pub fn parse(url: &str, options: &[(String, String)]) -> Result<StoreConfig, Sto
                 )
             }
             "s3" | "s3a" => {
-                let builder = AmazonS3Builder::from_env()
+                // Every part carries its sha256 for the server to check (S3 rejects a part
+                // damaged on the way). "none" turns this off for servers that refuse the header.
+                let checksum = take_checksum(&mut rest);
+                let mut builder = AmazonS3Builder::from_env()
                     .with_url(url)
                     .with_retry(tuning.retry.clone())
                     .with_client_options(client);
+                if checksum {
+                    builder = builder.with_checksum_algorithm(Checksum::SHA256);
+                }
                 let builder = configure(builder, &rest, &scheme, |b, k: AmazonS3ConfigKey, v| {
                     b.with_config(k, v)
                 })?;
@@ -389,6 +414,18 @@ mod tests {
         assert!(!err.to_string().contains("hunter2"), "{err}");
         let err = parse("not a url :// user:hunter2@", &[]).unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn s3_checksum_can_be_turned_off_or_changed() {
+        let mut rest = opts(&[("aws_checksum_algorithm", "NONE"), ("aws_region", "x")]);
+        assert!(!take_checksum(&mut rest));
+        assert_eq!(rest, opts(&[("aws_region", "x")]));
+        let mut rest = opts(&[("aws_checksum_algorithm", "crc64nvme")]);
+        assert!(!take_checksum(&mut rest));
+        assert_eq!(rest.len(), 1);
+        assert!(take_checksum(&mut opts(&[])));
+        assert!(parse("s3://b/x", &opts(&[("aws_checksum_algorithm", "none")])).is_ok());
     }
 
     #[test]
