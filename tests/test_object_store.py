@@ -299,3 +299,45 @@ async def test_cancelled_upload_leaves_no_object(backend: Backend, big_backup: P
         await task
     assert backend.names() == set()
     assert backend.pending_uploads() == 0
+
+
+async def test_repeated_upload_sends_nothing_and_a_replacement_takes_over(
+    backend: Backend, small_backup: Path, big_backup: Path
+) -> None:
+    info = habackup.read_backup(small_backup)
+    agent = backend.agent()
+    await agent.async_upload_backup(path=small_backup)
+    before = backend.get(f"{info.slug}.tar")
+    progress: list[tuple[int, int]] = []
+    await agent.async_upload_backup(
+        path=small_backup,
+        metadata={**_metadata(small_backup), "sha256": sha256(small_backup)},
+        on_progress=lambda d, t: progress.append((d, t)),
+    )
+    size = small_backup.stat().st_size
+    # Only the start and the end: no bytes went anywhere in between.
+    assert set(progress) <= {(0, size), (size, size)}
+    assert backend.get(f"{info.slug}.tar") == before
+
+    # Other bytes under the same slug replace the stored copy, sidecar included.
+    replacement = {**_metadata(big_backup), "slug": info.slug, "sha256": sha256(big_backup)}
+    await agent.async_upload_backup(path=big_backup, metadata=replacement)
+    [listed] = await agent.async_list_backups()
+    assert (listed.slug, listed.size, listed.sha256) == (
+        info.slug,
+        big_backup.stat().st_size,
+        replacement["sha256"],
+    )
+
+
+def _metadata(path: Path) -> habackup.BackupSyncMetadata:
+    info = habackup.read_backup(path)
+    return {
+        "date": info.date,
+        "slug": info.slug,
+        "size": path.stat().st_size,
+        "name": info.name,
+        "homeassistant": info.homeassistant_version or "",
+        "protected": info.protected,
+        "sha256": "",
+    }

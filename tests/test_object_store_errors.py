@@ -81,6 +81,8 @@ def dead_agents(port: int) -> list[ObjectStoreBackupSyncAgent]:
         ("memory://", {"max_concurrency": "0"}, "max_concurrency"),
         ("memory://", {"timeout": "soon"}, "timeout"),
         ("file://host/relative", None, "absolute path"),
+        ("s3://bucket/x", {"part_size": "2MiB"}, "at least 5 MiB"),
+        ("memory://", {"multipart_threshold": "1GiB"}, "64 MiB"),
     ],
 )
 def test_bad_configuration_is_refused_at_construction(
@@ -133,10 +135,11 @@ async def test_server_down_is_unreachable_and_quiet_about_secrets(
 async def test_unsafe_ids_are_refused(tmp_path: Path) -> None:
     agent = ObjectStoreBackupSyncAgent("f", f"file://{tmp_path}/remote")
     for bad in ["../x", "a/b", "", "x" * 65, "a.b"]:
-        with pytest.raises(habackup.BackupAgentError, match="invalid backup id"):
+        with pytest.raises(habackup.BackupNotFound, match="invalid backup id"):
             await agent.async_download_backup(id=bad, path=tmp_path / "x.tar")
-        with pytest.raises(habackup.BackupAgentError, match="invalid backup id"):
+        with pytest.raises(habackup.BackupNotFound, match="invalid backup id"):
             await agent.async_delete_backup(id=bad)
+    assert list(tmp_path.iterdir()) == []
 
 
 async def test_manager_with_two_builtin_agents_one_python_agent_and_a_dead_one(

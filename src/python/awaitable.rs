@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyTuple};
 use pyo3::IntoPyObjectExt;
@@ -82,7 +83,21 @@ where
     let target = py_future.clone().unbind();
     let loop_ref = event_loop.unbind();
     pyo3_async_runtimes::tokio::get_runtime().spawn(async move {
-        let scoped = pyo3_async_runtimes::tokio::scope(locals, fut);
+        // A panic must reach the awaiting caller as an exception, not leave it waiting forever.
+        let scoped = std::panic::AssertUnwindSafe(pyo3_async_runtimes::tokio::scope(locals, fut))
+            .catch_unwind()
+            .map(|outcome| {
+                outcome.unwrap_or_else(|panic| {
+                    let what = panic
+                        .downcast_ref::<&str>()
+                        .map(|s| (*s).to_string())
+                        .or_else(|| panic.downcast_ref::<String>().cloned())
+                        .unwrap_or_else(|| "unknown panic".into());
+                    Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                        "habackup engine panicked: {what}"
+                    )))
+                })
+            });
         let result = tokio::select! {
             result = scoped => result,
             // Done before we finished: cancelled from Python. Dropping `fut` stops the work.

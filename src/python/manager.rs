@@ -691,9 +691,26 @@ fn restore_files(
         keep.extend(DATABASE_FILES.iter().map(|s| (*s).to_string()));
     }
     let result = swap_in(config_dir, &staging, &aside, &keep);
-    let _ = fs::remove_dir_all(&staging);
-    let _ = fs::remove_dir_all(&aside);
+    match &result {
+        Err(ArchiveError::Io { .. }) if !dir_is_empty(&aside) => {
+            // The rollback could not put everything back: keep both trees for the user.
+            log::error!(
+                target: LOG,
+                "restore failed half way; the previous files are in {} and the backup's in {}",
+                aside.display(),
+                staging.display()
+            );
+        }
+        _ => {
+            let _ = fs::remove_dir_all(&staging);
+            let _ = fs::remove_dir_all(&aside);
+        }
+    }
     result
+}
+
+fn dir_is_empty(dir: &Path) -> bool {
+    fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none())
 }
 
 /// Moves the config dir's entries aside, the staged ones in, and on any failure everything

@@ -19,6 +19,9 @@ use super::error::StoreError;
 use super::webdav::WebDav;
 
 const MIB: u64 = 1024 * 1024;
+const MAX_SINGLE_PUT: u64 = 64 * MIB;
+/// S3 and GCS refuse multipart parts below 5 MiB (the last one excepted).
+const MIN_CLOUD_PART: usize = 5 * MIB as usize;
 
 /// How transfers are cut up and retried; options override these by key.
 #[derive(Debug, Clone)]
@@ -143,7 +146,16 @@ fn take_tuning(
     let mut rest = Vec::new();
     for (key, value) in options {
         match key.to_ascii_lowercase().as_str() {
-            "multipart_threshold" => tuning.multipart_threshold = parse_size(key, value)?,
+            "multipart_threshold" => {
+                // Below the threshold a backup is sent from memory in one request.
+                tuning.multipart_threshold = parse_size(key, value)?;
+                if tuning.multipart_threshold > MAX_SINGLE_PUT {
+                    return Err(invalid(format!(
+                        "option multipart_threshold: {value:?} is above 64 MiB (the most a \
+                         single request holds in memory)"
+                    )));
+                }
+            }
             "part_size" => {
                 let size = parse_size(key, value)?;
                 if !(MIB..=5 * 1024 * MIB).contains(&size) {
@@ -359,6 +371,11 @@ pub fn parse(url: &str, options: &[(String, String)]) -> Result<StoreConfig, Sto
                 )))
             }
         };
+    if matches!(kind, Kind::S3 | Kind::Gcs) && tuning.part_size < MIN_CLOUD_PART {
+        return Err(invalid(format!(
+            "option part_size: {display_url} needs parts of at least 5 MiB"
+        )));
+    }
     Ok(StoreConfig {
         kind,
         store,

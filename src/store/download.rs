@@ -61,39 +61,29 @@ fn start_writer(
 
 impl StoreAgent {
     async fn expected(&self, slug: &str) -> Result<Expected, StoreError> {
-        let sidecar = Self::sidecar_name(slug);
-        match self.store().get(&self.key(&sidecar)).await {
-            Ok(got) => {
-                let bytes = got
-                    .bytes()
-                    .await
-                    .map_err(|e| StoreError::from_remote(&self.describe(&sidecar), &e))?;
-                let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
-                    StoreError::failed(&self.describe(&sidecar), format!("not valid JSON: {e}"))
-                })?;
-                let size = value.get("size").and_then(Value::as_u64).ok_or_else(|| {
-                    StoreError::failed(&self.describe(&sidecar), "no 'size' in the sidecar")
-                })?;
-                let sha256 = value
-                    .get("sha256")
-                    .and_then(Value::as_str)
-                    .map(str::to_ascii_lowercase);
-                Ok(Expected { size, sha256 })
-            }
-            Err(object_store::Error::NotFound { .. }) => {
-                let tar = Self::tar_name(slug);
-                match self.store().head(&self.key(&tar)).await {
-                    Ok(meta) => Ok(Expected {
-                        size: meta.size,
-                        sha256: None,
-                    }),
-                    Err(object_store::Error::NotFound { .. }) => Err(StoreError::NotFound(
-                        format!("backup {slug} not found at {}", self.display_url()),
-                    )),
-                    Err(err) => Err(StoreError::from_remote(&self.describe(&tar), &err)),
-                }
-            }
-            Err(err) => Err(StoreError::from_remote(&self.describe(&sidecar), &err)),
+        if let Some(sidecar) = self.read_sidecar(slug).await? {
+            let what = self.describe(&Self::sidecar_name(slug));
+            let size = sidecar
+                .get("size")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| StoreError::failed(&what, "no 'size' in the sidecar"))?;
+            let sha256 = sidecar
+                .get("sha256")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase);
+            return Ok(Expected { size, sha256 });
+        }
+        let tar = Self::tar_name(slug);
+        match self.store().head(&self.key(&tar)).await {
+            Ok(meta) => Ok(Expected {
+                size: meta.size,
+                sha256: None,
+            }),
+            Err(object_store::Error::NotFound { .. }) => Err(StoreError::NotFound(format!(
+                "backup {slug} not found at {}",
+                self.display_url()
+            ))),
+            Err(err) => Err(StoreError::from_remote(&self.describe(&tar), &err)),
         }
     }
 
@@ -171,6 +161,7 @@ impl StoreAgent {
         let dest = dest.to_path_buf();
         let slug = slug.to_string();
         let what_owned = what.clone();
+        let cancel = cancel.clone();
         tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
             let info = archive::read_backup(written.temp.path())
                 .map_err(|e| StoreError::failed(&what_owned, format!("not a valid backup: {e}")))?;
@@ -180,6 +171,8 @@ impl StoreAgent {
                     format!("the backup inside has slug {}", info.slug),
                 ));
             }
+            // Last chance: a download cancelled by now must not appear at `dest`.
+            cancel.check()?;
             written.temp.commit(&dest)?;
             Ok(())
         })

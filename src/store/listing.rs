@@ -123,26 +123,6 @@ impl StoreAgent {
         ))
     }
 
-    async fn sidecar(&self, slug: &str) -> Result<Metadata, StoreError> {
-        let name = Self::sidecar_name(slug);
-        let got = self
-            .store()
-            .get(&self.key(&name))
-            .await
-            .map_err(|e| StoreError::from_remote(&self.describe(&name), &e))?;
-        let bytes = got
-            .bytes()
-            .await
-            .map_err(|e| StoreError::from_remote(&self.describe(&name), &e))?;
-        match serde_json::from_slice(&bytes) {
-            Ok(Value::Object(map)) => Ok(map),
-            _ => Err(StoreError::failed(
-                &self.describe(&name),
-                "not a JSON object",
-            )),
-        }
-    }
-
     /// Every backup under the prefix, oldest first.
     pub async fn list(&self) -> Result<Vec<Listed>, StoreError> {
         let prefix = (!self.config.prefix.as_ref().is_empty()).then_some(&self.config.prefix);
@@ -163,7 +143,7 @@ impl StoreAgent {
             if let Some(slug) = file.strip_suffix(SIDECAR_SUFFIX) {
                 sidecars.insert(slug.to_string());
             } else if let Some(slug) = file.strip_suffix(TAR_SUFFIX) {
-                if super::check_slug(slug).is_ok() {
+                if super::is_valid_slug(slug) {
                     tars.insert(slug.to_string(), object.size);
                 }
             }
@@ -179,8 +159,10 @@ impl StoreAgent {
             let has_sidecar = sidecars.contains(&slug);
             async move {
                 let described = if has_sidecar {
-                    match self.sidecar(&slug).await {
-                        Ok(m) => Ok(m),
+                    match self.read_sidecar(&slug).await {
+                        Ok(Some(m)) => Ok(m),
+                        // Deleted between the listing and now: describe the .tar itself.
+                        Ok(None) => self.backup_json(&slug, size).await,
                         Err(err @ StoreError::Unreachable(_)) => Err(err),
                         Err(err) => {
                             log::warn!(target: "habackup.agent", "{err}; reading its backup.json");

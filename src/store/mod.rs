@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt};
-use serde_json::{Map, Value};
+use serde_json::Map;
+use serde_json::Value;
 
 use crate::archive::CancelFlag;
 
@@ -37,20 +38,27 @@ pub struct StoreAgent {
 }
 
 /// Slugs become object names; anything but `[A-Za-z0-9_-]` could escape the prefix.
-pub fn check_slug(slug: &str) -> Result<(), StoreError> {
-    let ok = !slug.is_empty()
+pub fn is_valid_slug(slug: &str) -> bool {
+    !slug.is_empty()
         && slug.len() <= 64
         && slug
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if ok {
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// An id asked for by a caller: one that cannot name an object is simply not there.
+pub fn check_slug(slug: &str) -> Result<(), StoreError> {
+    if is_valid_slug(slug) {
         Ok(())
     } else {
-        Err(StoreError::InvalidConfig(format!(
+        Err(StoreError::NotFound(format!(
             "invalid backup id {slug:?}: expected letters, digits, '-' or '_'"
         )))
     }
 }
+
+/// Sidecars are a few hundred bytes; anything bigger is not ours and is not read whole.
+const MAX_SIDECAR: u64 = 1024 * 1024;
 
 const TAR_SUFFIX: &str = ".tar";
 const SIDECAR_SUFFIX: &str = ".metadata.json";
@@ -102,6 +110,28 @@ impl StoreAgent {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(err) => Err(StoreError::from_remote(&self.describe(name), &err)),
+        }
+    }
+
+    /// The sidecar of `slug` as a JSON object; None when there is none.
+    async fn read_sidecar(&self, slug: &str) -> Result<Option<Metadata>, StoreError> {
+        let name = Self::sidecar_name(slug);
+        let what = self.describe(&name);
+        let got = match self.store().get(&self.key(&name)).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(err) => return Err(StoreError::from_remote(&what, &err)),
+        };
+        if got.meta.size > MAX_SIDECAR {
+            return Err(StoreError::failed(&what, "too big for a sidecar"));
+        }
+        let bytes = got
+            .bytes()
+            .await
+            .map_err(|e| StoreError::from_remote(&what, &e))?;
+        match serde_json::from_slice(&bytes) {
+            Ok(Value::Object(map)) => Ok(Some(map)),
+            _ => Err(StoreError::failed(&what, "not a JSON object")),
         }
     }
 

@@ -10,14 +10,20 @@ use bytes::{Bytes, BytesMut};
 use object_store::{ObjectStoreExt, PutPayload, WriteMultipart};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
 
 use super::error::StoreError;
-use super::{check_slug, unless_cancelled, Kind, Metadata, Progress, StoreAgent};
+use super::{is_valid_slug, unless_cancelled, Kind, Metadata, Progress, StoreAgent};
 use crate::archive::{self, ArchiveError, CancelFlag, IoContext};
 
 const READ_CHUNK: usize = 1024 * 1024;
+const MAX_PARTS: u64 = 10_000;
 /// Chunks read ahead of the network; bounds the reader's share of memory.
 const READ_AHEAD: usize = 4;
 
@@ -25,11 +31,16 @@ const READ_AHEAD: usize = 4;
 struct Reader {
     chunks: mpsc::Receiver<Bytes>,
     done: JoinHandle<Result<(u64, String), StoreError>>,
+    /// Set by the consumer when it stops reading but may still hold the receiver (an HTTP
+    /// client that got its answer early): the reader must not wait on a full channel forever.
+    stop: Arc<AtomicBool>,
 }
 
 impl Reader {
     fn start(path: PathBuf, size: u64, cancel: CancelFlag) -> Reader {
         let (tx, chunks) = mpsc::channel(READ_AHEAD);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
         let done = tokio::task::spawn_blocking(move || {
             let mut file = File::open(&path).at(&path)?;
             let mut hasher = Sha256::new();
@@ -54,9 +65,20 @@ impl Reader {
                 if total > size {
                     break;
                 }
-                if tx.blocking_send(buf.freeze()).is_err() {
-                    // The uploader stopped (failure or cancel) and says why itself.
-                    return Err(StoreError::Cancelled);
+                let mut chunk = buf.freeze();
+                loop {
+                    match tx.try_send(chunk) {
+                        Ok(()) => break,
+                        Err(TrySendError::Full(back)) => {
+                            if stopped.load(Ordering::Relaxed) || cancel.is_cancelled() {
+                                return Err(StoreError::Cancelled);
+                            }
+                            chunk = back;
+                            std::thread::sleep(Duration::from_millis(2));
+                        }
+                        // The uploader stopped (failure or cancel) and says why itself.
+                        Err(TrySendError::Closed(_)) => return Err(StoreError::Cancelled),
+                    }
                 }
             }
             if total != size {
@@ -68,7 +90,7 @@ impl Reader {
             }
             Ok((total, hex(&hasher.finalize())))
         });
-        Reader { chunks, done }
+        Reader { chunks, done, stop }
     }
 
     async fn finish(self) -> Result<(u64, String), StoreError> {
@@ -109,11 +131,11 @@ fn prepare(path: &Path, metadata: Option<Metadata>) -> Result<(Metadata, u64), S
         }
     };
     match metadata.get("slug") {
-        Some(Value::String(slug)) => check_slug(slug)?,
-        _ => {
-            return Err(StoreError::InvalidConfig(
-                "metadata has no 'slug' string".into(),
-            ))
+        Some(Value::String(slug)) if is_valid_slug(slug) => {}
+        other => {
+            return Err(StoreError::Failed(format!(
+                "metadata needs a 'slug' of letters, digits, '-' or '_', not {other:?}"
+            )))
         }
     }
     match metadata.get("size") {
@@ -161,38 +183,69 @@ impl StoreAgent {
             .filter(|s| !s.is_empty())
             .map(str::to_ascii_lowercase);
         let tar = Self::tar_name(&slug);
+        let sidecar_name = Self::sidecar_name(&slug);
         report(&progress, 0, size);
         let started = std::time::Instant::now();
-        let upload = UploadJob {
-            agent: self,
-            path,
-            tar: &tar,
-            size,
-            expected_sha: expected_sha.as_deref(),
-            progress: &progress,
-            cancel,
+        // A copy with these very bytes is already there (a repeated sync): nothing to send, and
+        // nothing of it may be removed if this attempt fails. A copy with other bytes loses its
+        // sidecar first, so no sidecar ever describes a .tar that is being replaced.
+        let stored = unless_cancelled(cancel, self.read_sidecar(&slug)).await??;
+        let stored_sha = stored
+            .as_ref()
+            .and_then(|m| m.get("sha256"))
+            .and_then(Value::as_str)
+            .map(str::to_ascii_lowercase);
+        let already = match (&stored_sha, &expected_sha) {
+            (Some(have), Some(want)) if have == want => {
+                unless_cancelled(cancel, self.exists(&tar)).await??
+            }
+            _ => false,
         };
-        let sha = match self.kind() {
-            Kind::WebDav => upload.webdav().await?,
-            _ if size <= self.tuning().multipart_threshold => upload.single().await?,
-            _ => upload.multipart().await?,
+        if stored.is_some() && !already {
+            self.delete_object(&sidecar_name).await?;
+        }
+        let sha = if already {
+            log::info!(target: "habackup.agent", "{} is already stored", self.describe(&tar));
+            stored_sha.unwrap_or_default()
+        } else {
+            let upload = UploadJob {
+                agent: self,
+                path,
+                tar: &tar,
+                size,
+                expected_sha: expected_sha.as_deref(),
+                progress: &progress,
+                cancel,
+            };
+            match self.kind() {
+                Kind::WebDav => upload.webdav().await?,
+                _ if size <= self.tuning().multipart_threshold => upload.single().await?,
+                _ => upload.multipart().await?,
+            }
         };
         metadata.insert("sha256".into(), Value::from(sha));
         let sidecar = serde_json::to_vec_pretty(&Value::Object(metadata.clone()))
             .map_err(|e| StoreError::failed(&self.describe(&tar), e))?;
-        let name = Self::sidecar_name(&slug);
-        let sidecar_key = self.key(&name);
-        let put = self.store().put(&sidecar_key, PutPayload::from(sidecar));
-        match unless_cancelled(cancel, put).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(err)) => {
-                self.remove_quietly(&tar).await;
-                return Err(StoreError::from_remote(&self.describe(&name), &err));
+        let sidecar_key = self.key(&sidecar_name);
+        // Not raced against cancellation: a dropped PUT may still land (a local write finishes
+        // on its own thread), so it is awaited and undone instead.
+        let put = self
+            .store()
+            .put(&sidecar_key, PutPayload::from(sidecar))
+            .await;
+        let failure = match put {
+            Err(err) => Some(StoreError::from_remote(&self.describe(&sidecar_name), &err)),
+            Ok(_) if cancel.is_cancelled() => {
+                self.delete_object(&sidecar_name).await.ok();
+                Some(StoreError::Cancelled)
             }
-            Err(cancelled) => {
+            Ok(_) => None,
+        };
+        if let Some(err) = failure {
+            if !already {
                 self.remove_quietly(&tar).await;
-                return Err(cancelled);
             }
+            return Err(err);
         }
         report(&progress, size, size);
         log::info!(
@@ -262,20 +315,35 @@ impl UploadJob<'_> {
         self.check_sha(&sha)?;
         let payload: PutPayload = parts.into_iter().collect();
         let key = self.agent.key(self.tar);
-        let put = self.agent.store().put(&key, payload);
-        unless_cancelled(self.cancel, put)
-            .await?
+        // Awaited, not raced: a dropped PUT may still land; see the sidecar in `upload`.
+        self.agent
+            .store()
+            .put(&key, payload)
+            .await
             .map_err(|e| StoreError::from_remote(&self.what(), &e))?;
+        if self.cancel.is_cancelled() {
+            self.agent.remove_quietly(self.tar).await;
+            return Err(StoreError::Cancelled);
+        }
         Ok(sha)
     }
 
     async fn multipart(&self) -> Result<String, StoreError> {
         let key = self.agent.key(self.tar);
-        let upload = unless_cancelled(self.cancel, self.agent.store().put_multipart(&key))
-            .await?
+        // Awaited, not raced: an upload id created after a cancel would never be aborted.
+        let upload = self
+            .agent
+            .store()
+            .put_multipart(&key)
+            .await
             .map_err(|e| StoreError::from_remote(&self.what(), &e))?;
-        let tuning = self.agent.tuning();
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, tuning.part_size);
+        // S3 and GCS allow 10,000 parts: past ~78 GiB the parts grow instead of failing.
+        let part_size = self
+            .agent
+            .tuning()
+            .part_size
+            .max(self.size.div_ceil(MAX_PARTS) as usize);
+        let mut writer = WriteMultipart::new_with_chunk_size(upload, part_size);
         let mut reader = self.reader();
         let streamed = self.stream_parts(&mut writer, &mut reader).await;
         let read = reader.finish().await;
@@ -334,7 +402,7 @@ impl UploadJob<'_> {
         let mut attempt = 0;
         let mut backoff = retry.backoff.init_backoff;
         loop {
-            let Reader { chunks, done } = self.reader();
+            let Reader { chunks, done, stop } = self.reader();
             let progress = self.progress.clone();
             let size = self.size;
             let body = futures_util::stream::unfold((chunks, 0u64), move |(mut rx, sent)| {
@@ -348,6 +416,8 @@ impl UploadJob<'_> {
             });
             let put = webdav.put_stream(self.tar, body, self.size);
             let sent = unless_cancelled(self.cancel, put).await;
+            // The request is over; a client that still holds the body must not block the reader.
+            stop.store(true, Ordering::Relaxed);
             let read = done.await;
             match sent {
                 Err(cancelled) => {

@@ -87,20 +87,36 @@ impl WebDav {
             .map_err(|e| StoreError::failed(&self.display_url, e))
     }
 
-    /// Creates the collections down to the base one; those that exist answer 405, which is fine.
+    /// Whether the collection at `url` exists. Only a 404 says no: a 401/403 on an ancestor
+    /// outside the user's scope (Nextcloud, a reverse proxy) is a collection we cannot see.
+    async fn collection_exists(&self, url: &Url) -> Result<bool, StoreError> {
+        let method =
+            Method::from_bytes(b"PROPFIND").map_err(|e| StoreError::failed("PROPFIND", e))?;
+        let response = self
+            .request(method, url.clone())
+            .header("Depth", "0")
+            .send()
+            .await
+            .map_err(|e| StoreError::from_remote(&self.display_url, &e))?;
+        Ok(response.status() != StatusCode::NOT_FOUND)
+    }
+
+    /// Creates the base collection and whichever of its parents are missing.
     pub async fn ensure_collections(&self) -> Result<(), StoreError> {
-        let segments: Vec<&str> = self
-            .base
-            .path()
-            .split('/')
-            .filter(|s| !s.is_empty())
-            .collect();
+        let mut missing = Vec::new();
         let mut url = self.base.clone();
-        let mut path = String::from("/");
-        for segment in segments {
-            path.push_str(segment);
-            path.push('/');
-            url.set_path(&path);
+        loop {
+            if self.collection_exists(&url).await? {
+                break;
+            }
+            missing.push(url.clone());
+            let Ok(parent) = url.join("..") else { break };
+            if parent == url {
+                break;
+            }
+            url = parent;
+        }
+        for url in missing.iter().rev() {
             let method =
                 Method::from_bytes(b"MKCOL").map_err(|e| StoreError::failed("MKCOL", e))?;
             let response = self
@@ -109,10 +125,8 @@ impl WebDav {
                 .await
                 .map_err(|e| StoreError::from_remote(&self.display_url, &e))?;
             let status = response.status();
-            if !(status.is_success()
-                || status == StatusCode::METHOD_NOT_ALLOWED
-                || status == StatusCode::CONFLICT && path != self.base.path())
-            {
+            // 405: it exists after all (created concurrently).
+            if !(status.is_success() || status == StatusCode::METHOD_NOT_ALLOWED) {
                 return Err(self.status_error(&format!("MKCOL {}", url.path()), status));
             }
         }
@@ -121,8 +135,8 @@ impl WebDav {
 
     fn status_error(&self, what: &str, status: StatusCode) -> StoreError {
         let message = format!("{}: {what} answered {status}", self.display_url);
+        // Only writes come here: a 404 on a write is a server refusing it, not a missing backup.
         match status {
-            StatusCode::NOT_FOUND => StoreError::NotFound(message),
             StatusCode::BAD_GATEWAY
             | StatusCode::SERVICE_UNAVAILABLE
             | StatusCode::GATEWAY_TIMEOUT => StoreError::Unreachable(message),
