@@ -45,3 +45,12 @@ def backup_path(config_dir: Path, tmp_path: Path) -> Path:
 def list_inner() -> Callable[[Path], list[str]]:
     """Lists a backup's inner member names with Python's tarfile."""
     return inner_member_names
+
+
+@pytest.fixture(scope="session")
+def small_backup(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A backup of the standard config dir (about 0.5 MB), for agent and transfer tests."""
+    root = tmp_path_factory.mktemp("small")
+    backup = habackup.create_archive(make_config_dir(root / "config"), root / "out", name="Small")
+    assert backup.path is not None
+    return backup.path

@@ -159,14 +159,6 @@ def big_backup(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return backup.path
 
 
-@pytest.fixture(scope="module")
-def small_backup(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("small")
-    backup = habackup.create_archive(make_config_dir(root / "config"), root / "out", name="Small")
-    assert backup.path is not None
-    return backup.path
-
-
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -30,14 +30,6 @@ def dead_port() -> int:
     return port
 
 
-@pytest.fixture(scope="module")
-def small_backup(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("small")
-    backup = habackup.create_archive(make_config_dir(root / "config"), root / "out", name="Small")
-    assert backup.path is not None
-    return backup.path
-
-
 def dead_agents(port: int) -> list[ObjectStoreBackupSyncAgent]:
     endpoint = f"http://127.0.0.1:{port}"
     return [

@@ -10,7 +10,7 @@ use object_store::ObjectStoreExt;
 use serde_json::Value;
 
 use super::error::StoreError;
-use super::{Metadata, StoreAgent, SIDECAR_SUFFIX, TAR_SUFFIX};
+use super::{metadata_of, Metadata, StoreAgent, SIDECAR_SUFFIX, TAR_SUFFIX};
 use crate::archive::metadata::parse_backup_json;
 
 /// A backup found in the store: its slug and the metadata describing it.
@@ -98,22 +98,7 @@ impl StoreAgent {
                 };
                 let info = parse_backup_json(&bytes, Path::new(&what))
                     .map_err(|e| StoreError::failed(&what, e))?;
-                let mut m = Metadata::new();
-                m.insert("date".into(), Value::from(info.date));
-                m.insert("slug".into(), Value::from(info.slug));
-                m.insert("size".into(), Value::from(size));
-                m.insert("name".into(), Value::from(info.name));
-                m.insert(
-                    "homeassistant".into(),
-                    Value::from(info.homeassistant_version.unwrap_or_default()),
-                );
-                m.insert("protected".into(), Value::from(info.protected));
-                m.insert(
-                    "database_included".into(),
-                    Value::from(info.database_included),
-                );
-                m.insert("extra".into(), Value::Object(info.extra));
-                return Ok(m);
+                return Ok(metadata_of(info, size));
             }
             offset = data.end.div_ceil(BLOCK) * BLOCK;
         }

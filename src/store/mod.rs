@@ -57,6 +57,26 @@ pub fn check_slug(slug: &str) -> Result<(), StoreError> {
     }
 }
 
+/// The sidecar's fields for a backup described by its own backup.json.
+fn metadata_of(info: crate::archive::BackupInfo, size: u64) -> Metadata {
+    let mut m = Metadata::new();
+    m.insert("date".into(), Value::from(info.date));
+    m.insert("slug".into(), Value::from(info.slug));
+    m.insert("size".into(), Value::from(size));
+    m.insert("name".into(), Value::from(info.name));
+    m.insert(
+        "homeassistant".into(),
+        Value::from(info.homeassistant_version.unwrap_or_default()),
+    );
+    m.insert("protected".into(), Value::from(info.protected));
+    m.insert(
+        "database_included".into(),
+        Value::from(info.database_included),
+    );
+    m.insert("extra".into(), Value::Object(info.extra));
+    m
+}
+
 /// Sidecars are a few hundred bytes; anything bigger is not ours and is not read whole.
 const MAX_SIDECAR: u64 = 1024 * 1024;
 

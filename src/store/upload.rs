@@ -19,7 +19,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
 
 use super::error::StoreError;
-use super::{is_valid_slug, unless_cancelled, Kind, Metadata, Progress, StoreAgent};
+use super::{is_valid_slug, metadata_of, unless_cancelled, Kind, Metadata, Progress, StoreAgent};
 use crate::archive::{self, ArchiveError, CancelFlag, IoContext};
 
 const READ_CHUNK: usize = 1024 * 1024;
@@ -110,25 +110,7 @@ fn prepare(path: &Path, metadata: Option<Metadata>) -> Result<(Metadata, u64), S
     let size = std::fs::metadata(path).at(path)?.len();
     let mut metadata = match metadata {
         Some(given) => given,
-        None => {
-            let info = archive::read_backup(path)?;
-            let mut m = Metadata::new();
-            m.insert("date".into(), Value::from(info.date));
-            m.insert("slug".into(), Value::from(info.slug));
-            m.insert("size".into(), Value::from(size));
-            m.insert("name".into(), Value::from(info.name));
-            m.insert(
-                "homeassistant".into(),
-                Value::from(info.homeassistant_version.unwrap_or_default()),
-            );
-            m.insert("protected".into(), Value::from(info.protected));
-            m.insert(
-                "database_included".into(),
-                Value::from(info.database_included),
-            );
-            m.insert("extra".into(), Value::Object(info.extra));
-            m
-        }
+        None => metadata_of(archive::read_backup(path)?, size),
     };
     match metadata.get("slug") {
         Some(Value::String(slug)) if is_valid_slug(slug) => {}
