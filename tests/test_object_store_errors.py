@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import base64
 import logging
+import random
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from flaky_proxy import flaky_proxy
 from helpers import make_config_dir
 from test_manager import FolderAgent, Hass, platform
 
@@ -19,6 +21,7 @@ from habackup import ObjectStoreBackupSyncAgent
 
 SECRET = "s3cr3t-Do-Not-Log"
 FAST = {"max_retries": "1", "retry_backoff": "10ms", "connect_timeout": "2s"}
+SMALL_PARTS = {"multipart_threshold": "8MiB", "part_size": "5MiB"}
 
 
 @pytest.fixture
@@ -185,3 +188,54 @@ async def test_manager_with_two_builtin_agents_one_python_agent_and_a_dead_one(
     await manager.async_remove_backup(backup.slug)
     assert await folder.async_list_backups() == []
     assert await s3.async_list_backups() == []
+
+
+async def test_transient_failures_are_retried(
+    s3_server: Any, webdav_server: Any, big_backup_path: Path, tmp_path: Path
+) -> None:
+    def first_part_and_first_put(method: str, path: str, n: int) -> bool:
+        # The second part of the multipart upload, and the first WebDAV PUT of the .tar.
+        return n == 0 and method == "PUT" and ("partNumber=2&" in path or path.endswith(".tar"))
+
+    s3_server.make_bucket("flaky")
+    with flaky_proxy(s3_server.endpoint, first_part_and_first_put) as proxy:
+        options = {**s3_server.options(), "aws_endpoint": proxy.url, **FAST, **SMALL_PARTS}
+        agent = ObjectStoreBackupSyncAgent("s3", "s3://flaky/ha", options=options)
+        await agent.async_upload_backup(path=big_backup_path)
+        assert any("partNumber=2&" in f for f in proxy.failures), proxy.failures
+        [listed] = await agent.async_list_backups()
+        assert listed.size == big_backup_path.stat().st_size
+
+    with flaky_proxy(webdav_server.url, first_part_and_first_put) as proxy:
+        host = proxy.url.removeprefix("http://")
+        url = f"http://{webdav_server.user}:{webdav_server.password}@{host}/flaky/ha"
+        agent = ObjectStoreBackupSyncAgent("dav", url, options=FAST)
+        await agent.async_upload_backup(path=big_backup_path)
+        assert [f for f in proxy.failures if f.endswith(".tar")], proxy.failures
+        dest = tmp_path / "back.tar"
+        await agent.async_download_backup(id=habackup.read_backup(big_backup_path).slug, path=dest)
+        assert dest.stat().st_size == big_backup_path.stat().st_size
+
+
+async def test_a_server_that_keeps_failing_is_reported_after_the_retries(
+    s3_server: Any, small_backup: Path
+) -> None:
+    s3_server.make_bucket("down")
+    with flaky_proxy(s3_server.endpoint, lambda method, path, n: method == "PUT") as proxy:
+        options = {**s3_server.options(), "aws_endpoint": proxy.url, **FAST}
+        agent = ObjectStoreBackupSyncAgent("s3", "s3://down/ha", options=options)
+        with pytest.raises(habackup.BackupAgentError, match="503"):
+            await agent.async_upload_backup(path=small_backup)
+        # max_retries=1: the first try and one retry, then the error.
+        assert len(proxy.failures) == 2, proxy.failures
+
+
+@pytest.fixture(scope="module")
+def big_backup_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 12 MiB backup: above the 8 MiB threshold, so three 5 MiB parts."""
+    root = tmp_path_factory.mktemp("big")
+    config = make_config_dir(root / "config")
+    (config / "media.bin").write_bytes(random.Random(3).randbytes(12 * 1024 * 1024))
+    backup = habackup.create_archive(config, root / "out", name="Flaky")
+    assert backup.path is not None
+    return backup.path
