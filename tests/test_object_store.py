@@ -333,3 +333,12 @@ def _metadata(path: Path) -> habackup.BackupSyncMetadata:
         "protected": info.protected,
         "sha256": "",
     }
+
+
+async def test_an_unreadable_sidecar_does_not_block_the_upload(
+    backend: Backend, small_backup: Path
+) -> None:
+    slug = habackup.read_backup(small_backup).slug
+    backend.put(f"{slug}.metadata.json", b"{not json")
+    await backend.agent().async_upload_backup(path=small_backup)
+    assert json.loads(backend.get(f"{slug}.metadata.json"))["sha256"] == sha256(small_backup)

@@ -171,7 +171,11 @@ impl StoreAgent {
         // A copy with these very bytes is already there (a repeated sync): nothing to send, and
         // nothing of it may be removed if this attempt fails. A copy with other bytes loses its
         // sidecar first, so no sidecar ever describes a .tar that is being replaced.
-        let stored = unless_cancelled(cancel, self.read_sidecar(&slug)).await??;
+        let stored = match unless_cancelled(cancel, self.read_sidecar(&slug)).await? {
+            // An unreadable sidecar describes nothing: it is replaced like any other.
+            Err(StoreError::Failed(_)) => Some(Metadata::new()),
+            other => other?,
+        };
         let stored_sha = stored
             .as_ref()
             .and_then(|m| m.get("sha256"))
