@@ -25,7 +25,8 @@ class FlakyProxy:
 @contextmanager
 def flaky_proxy(upstream: str, fail: Callable[[str, str, int], bool]) -> Iterator[FlakyProxy]:
     """Forwards to ``upstream`` (``http://host:port``); ``fail(method, path, n)`` decides, for
-    the n-th request (from 0) of that method and path with its query, whether it gets a 503 instead."""
+    the n-th request (from 0) of that method and path (query included), whether it gets a 503
+    instead."""
     host, port = upstream.removeprefix("http://").split(":")
     seen: dict[tuple[str, str], int] = {}
     lock = threading.Lock()
