@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from . import _core
+from ._cancel import await_cleanly
 from ._core import Backup
 
 StrPath = str | os.PathLike[str]
@@ -93,7 +94,7 @@ async def async_create_archive(
         securetar_version=securetar_version,
         cancel=token,
     )
-    return await _await_cleanly(future, token)
+    return await await_cleanly(future, token)
 
 
 def read_backup(path: StrPath) -> Backup:
@@ -119,7 +120,7 @@ async def async_extract_archive(
     """Extract without blocking the event loop; see :func:`extract_archive`."""
     token = _core.CancelToken()
     future = _core.extract_archive_async(path, dest, password=password, cancel=token)
-    return await _await_cleanly(future, token)
+    return await await_cleanly(future, token)
 
 
 def validate_password(path: StrPath, password: str) -> bool:
@@ -148,18 +149,6 @@ async def async_verify_archive(
     """:func:`verify_archive` without blocking the event loop."""
     token = _core.CancelToken()
     future = _core.verify_archive_async(path, password=password, cancel=token)
-    return await _await_cleanly(future, token)
+    return await await_cleanly(future, token)
 
 
-async def _await_cleanly(future: Awaitable[_T], token: _core.CancelToken) -> _T:
-    """Await Rust work; on cancellation stop it and wait until it has cleaned up."""
-    task = asyncio.ensure_future(future)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        token.cancel()
-        # The work notices the token between chunks; its result no longer matters.
-        await asyncio.wait([task])
-        if not task.cancelled():
-            task.exception()
-        raise

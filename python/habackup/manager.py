@@ -7,15 +7,15 @@ what it started, run the post hooks and removed its temp files.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, TypeVar, cast
 
 from . import _core
+from ._cancel import await_cleanly
 from ._core import Backup, BackupSyncAgent
 from .errors import BackupAgentError
 
@@ -41,17 +41,6 @@ class _Subscribers:
                 _LOGGER.exception("Error in backup event callback %s", callback)
 
 
-async def _await_cleanly(future: Awaitable[_T], token: _core.AbortToken) -> _T:
-    """Await engine work; on cancellation abort it and wait until it has wound down."""
-    task = asyncio.ensure_future(future)
-    try:
-        return await asyncio.shield(task)
-    except asyncio.CancelledError:
-        token.cancel()
-        await asyncio.wait([task])
-        if not task.cancelled():
-            task.exception()
-        raise
 
 
 class BackupManager:
@@ -101,7 +90,7 @@ class BackupManager:
         that is not a ``BackupSyncAgent``, a duplicate agent id or an agent factory that raises.
         """
         token = _core.AbortToken()
-        await _await_cleanly(self._core.add_platform(domain, platform, abort=token), token)
+        await await_cleanly(self._core.add_platform(domain, platform, abort=token), token)
 
     async def async_create_backup(
         self,
@@ -125,7 +114,7 @@ class BackupManager:
             excludes=list(excludes) if excludes is not None else None,
             abort=token,
         )
-        return await _await_cleanly(future, token)
+        return await await_cleanly(future, token)
 
     async def async_sync_backup(
         self, slug: str, *, agent_ids: Sequence[str] | None = None
@@ -135,19 +124,19 @@ class BackupManager:
         future = self._core.sync_backup(
             slug, agent_ids=list(agent_ids) if agent_ids is not None else None, abort=token
         )
-        return await _await_cleanly(future, token)
+        return await await_cleanly(future, token)
 
     async def async_get_backups(
         self,
     ) -> tuple[dict[str, Backup], dict[str, BackupAgentError]]:
         """Local and agent backups merged by slug, and the agents whose listing failed."""
         token = _core.AbortToken()
-        return await _await_cleanly(self._core.get_backups(abort=token), token)
+        return await await_cleanly(self._core.get_backups(abort=token), token)
 
     async def async_get_backup(self, slug: str) -> Backup | None:
         """One backup by slug, local or on an agent."""
         token = _core.AbortToken()
-        return await _await_cleanly(self._core.get_backup(slug, abort=token), token)
+        return await await_cleanly(self._core.get_backup(slug, abort=token), token)
 
     async def async_download_backup(
         self, *, agent_id: str, id: str, path: StrPath | None = None
@@ -155,12 +144,12 @@ class BackupManager:
         """Download an agent's copy into the backup dir (or ``path``); returns where it is."""
         token = _core.AbortToken()
         future = self._core.download_backup(agent_id=agent_id, id=id, path=path, abort=token)
-        return await _await_cleanly(future, token)
+        return await await_cleanly(future, token)
 
     async def async_remove_backup(self, slug: str) -> None:
         """Delete a backup locally and from every agent that holds it."""
         token = _core.AbortToken()
-        await _await_cleanly(self._core.remove_backup(slug, abort=token), token)
+        await await_cleanly(self._core.remove_backup(slug, abort=token), token)
 
     async def async_restore_backup(
         self, slug: str, *, password: str | None = None, restore_database: bool = True
@@ -170,7 +159,7 @@ class BackupManager:
         future = self._core.restore_backup(
             slug, password=password, restore_database=restore_database, abort=token
         )
-        await _await_cleanly(future, token)
+        await await_cleanly(future, token)
 
     def async_subscribe_events(self, callback: EventCallback) -> Callable[[], None]:
         """Call ``callback(event)`` on the loop thread for every event; returns unsubscribe."""

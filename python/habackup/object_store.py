@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _core
-from ._archive import _await_cleanly
+from ._cancel import await_cleanly
 from ._core import BackupSyncAgent
 from .models import BackupSyncMetadata, SyncedBackup
 
@@ -79,7 +79,7 @@ class ObjectStoreBackupSyncAgent(BackupSyncAgent):
             on_progress,
             token,
         )
-        await _await_cleanly(future, token)
+        await await_cleanly(future, token)
 
     async def async_download_backup(
         self,
@@ -92,7 +92,7 @@ class ObjectStoreBackupSyncAgent(BackupSyncAgent):
         """Download backup ``id`` to the file ``path``, checked against its size and sha256."""
         token = _core.CancelToken()
         future = self._client.download(id, Path(path), on_progress, token)
-        await _await_cleanly(future, token)
+        await await_cleanly(future, token)
 
     async def async_list_backups(self, **kwargs: Any) -> list[SyncedBackup]:
         """Every backup under the prefix, oldest first."""
@@ -102,7 +102,7 @@ class ObjectStoreBackupSyncAgent(BackupSyncAgent):
     async def async_delete_backup(self, *, id: str, **kwargs: Any) -> None:
         """Delete backup ``id`` (its .tar and sidecar); BackupNotFound when neither exists."""
         token = _core.CancelToken()
-        await _await_cleanly(self._client.delete(id, token), token)
+        await await_cleanly(self._client.delete(id, token), token)
 
 
 def _synced(item: Mapping[str, Any]) -> SyncedBackup:

@@ -946,32 +946,16 @@ impl BackupManagerCore {
                         Ok(Some(kwargs))
                     },
                 );
-                let value = match run(call, &op.abort, op.inner.agent_timeout).await {
-                    Ok(value) => value,
-                    Err(CallError::Aborted) => return Err(cancelled()),
-                    Err(CallError::TimedOut(limit)) => {
-                        return Err(raise(
-                            "BackupPlatformError",
-                            &format!(
-                                "async_get_backup_sync_agents of {domain} timed out after {} s",
-                                seconds(limit)
-                            ),
-                            None,
-                        ))
-                    }
-                    Err(CallError::Raised(err)) => {
-                        return Err(Python::attach(|py| {
-                            if is_fatal(py, &err) {
-                                return err;
-                            }
-                            let message = format!(
-                                "async_get_backup_sync_agents of {domain} failed: {}",
-                                describe(py, &err)
-                            );
-                            error(py, "BackupPlatformError", &message, &[], Some(err))
-                        }))
-                    }
-                };
+                let value =
+                    run(call, &op.abort, op.inner.agent_timeout)
+                        .await
+                        .map_err(|failure| {
+                            call_failure(
+                                failure,
+                                "BackupPlatformError",
+                                &format!("async_get_backup_sync_agents of {domain}"),
+                            )
+                        })?;
                 agents = Python::attach(|py| -> PyResult<Agents> {
                     let platform_error =
                         |message: String| error(py, "BackupPlatformError", &message, &[], None);
@@ -1389,12 +1373,26 @@ async fn all_backups(op: &Op, agents: &Agents) -> PyResult<AllBackups> {
     Ok((backups, errors))
 }
 
-fn agent_failure(py: Python<'_>, what: &str, err: PyErr) -> PyErr {
-    if is_fatal(py, &err) || is_backup_error(py, &err) {
-        return err;
+/// What a failed single call (an agent factory, a download) becomes: cancellation stays
+/// cancellation; a timeout or an exception becomes a `class` error naming `what`. An agent's own
+/// habackup errors (BackupNotFound, say) pass through as they are.
+fn call_failure(failure: CallError, class: &str, what: &str) -> PyErr {
+    match failure {
+        CallError::Aborted => cancelled(),
+        CallError::TimedOut(limit) => raise(
+            class,
+            &format!("{what} timed out after {} s", seconds(limit)),
+            None,
+        ),
+        CallError::Raised(err) => Python::attach(|py| {
+            let own = class == "BackupAgentError" && is_backup_error(py, &err);
+            if is_fatal(py, &err) || own {
+                return err;
+            }
+            let message = format!("{what} failed: {}", describe(py, &err));
+            error(py, class, &message, &[], Some(err))
+        }),
     }
-    let message = format!("{what}: {}", describe(py, &err));
-    error(py, "BackupAgentError", &message, &[], Some(err))
 }
 
 fn is_backup_error(py: Python<'_>, err: &PyErr) -> bool {
@@ -1444,25 +1442,15 @@ async fn download(
             Ok(Some(kwargs))
         },
     );
-    match run(call, &op.abort, op.inner.agent_timeout).await {
-        Ok(_) => {}
-        Err(CallError::Aborted) => return Err(cancelled()),
-        Err(CallError::TimedOut(limit)) => {
-            return Err(raise(
+    run(call, &op.abort, op.inner.agent_timeout)
+        .await
+        .map_err(|failure| {
+            call_failure(
+                failure,
                 "BackupAgentError",
-                &format!(
-                    "Download of {id} from {agent_id} timed out after {} s",
-                    seconds(limit)
-                ),
-                None,
-            ))
-        }
-        Err(CallError::Raised(err)) => {
-            return Err(Python::attach(|py| {
-                agent_failure(py, &format!("Download of {id} from {agent_id} failed"), err)
-            }))
-        }
-    }
+                &format!("Download of {id} from {agent_id}"),
+            )
+        })?;
     let moved = temp_path.clone();
     let dest = blocking(move || verify_download(&moved, path, &backup_dir, &expected)).await?;
     temp.0 = None;

@@ -1,0 +1,30 @@
+"""Awaiting engine work so that cancellation waits for its clean-up."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Protocol, TypeVar
+
+_T = TypeVar("_T")
+
+
+class Cancellable(Protocol):
+    """The engine's cancel tokens (``CancelToken``, ``AbortToken``)."""
+
+    def cancel(self) -> None: ...
+
+
+async def await_cleanly(future: Awaitable[_T], token: Cancellable) -> _T:
+    """Await Rust work; on cancellation signal ``token`` and wait until the work has wound
+    down (temp files removed, post hooks run) before the CancelledError goes on."""
+    task = asyncio.ensure_future(future)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        token.cancel()
+        # The work notices the token between chunks; its result no longer matters.
+        await asyncio.wait([task])
+        if not task.cancelled():
+            task.exception()
+        raise
