@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use habackup::archive::{create_archive, extract_archive, CancelFlag, CreateOptions};
+use habackup::archive::{create_archive, extract_archive, CancelToken, CreateOptions};
 
 const MIB: usize = 1 << 20;
 
@@ -115,7 +115,7 @@ fn bench_archive(c: &mut Criterion) {
     let backup = work.path().join("backup.tar");
     let options = CreateOptions::new("bench");
     // Made up front so that `cargo bench -- extract` alone has something to extract.
-    create_archive(&config, &backup, &options, &CancelFlag::new(), None).expect("create_archive");
+    create_archive(&config, &backup, &options, &CancelToken::new(), None).expect("create_archive");
 
     let mut group = c.benchmark_group("archive");
     group.sample_size(10);
@@ -125,7 +125,7 @@ fn bench_archive(c: &mut Criterion) {
 
     group.bench_function("create_archive", |b| {
         b.iter(|| {
-            let info = create_archive(&config, &backup, &options, &CancelFlag::new(), None);
+            let info = create_archive(&config, &backup, &options, &CancelToken::new(), None);
             black_box(info.expect("create_archive"))
         });
     });
@@ -141,7 +141,7 @@ fn bench_archive(c: &mut Criterion) {
             },
             |()| {
                 black_box(
-                    extract_archive(&backup, &dest, &CancelFlag::new()).expect("extract_archive"),
+                    extract_archive(&backup, &dest, &CancelToken::new()).expect("extract_archive"),
                 )
             },
             BatchSize::PerIteration,

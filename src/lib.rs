@@ -4,7 +4,7 @@
 //! the `python` feature, is the thin pyo3 layer that maturin ships as `habackup._core`.
 
 pub mod archive;
-pub mod redact;
+pub mod common;
 pub mod securetar;
 pub mod store;
 

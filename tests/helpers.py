@@ -116,6 +116,20 @@ def snapshot(root: Path, skip: Iterable[str] = ()) -> Snapshot:
     return result
 
 
+def tree(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` -> its bytes (None for directories, the target for links)."""
+    found: dict[str, bytes | None] = {}
+    for path in sorted(root.rglob("*")):
+        name = str(path.relative_to(root))
+        if path.is_symlink():
+            found[name] = os.readlink(path).encode()
+        elif path.is_dir():
+            found[name] = None
+        else:
+            found[name] = path.read_bytes()
+    return found
+
+
 def expected_snapshot(config_dir: Path) -> Snapshot:
     """What a backup of the fixture config dir with the default excludes must give back."""
     return snapshot(config_dir, skip=EXCLUDED_BY_DEFAULT)
@@ -272,3 +286,13 @@ def links_leaving(root: Path) -> list[str]:
             if target != real_root and real_root not in target.parents:
                 leaving.append(f"{path.relative_to(root)} -> {os.readlink(path)} ({target})")
     return leaving
+
+
+def is_temp_name(name: str) -> bool:
+    """habackup's temp files and dirs (``.habackup-...``; ``.partial`` in older versions)."""
+    return name.startswith(".habackup-") or ".partial" in name
+
+
+def temp_leftovers(directory: Path) -> list[str]:
+    """The temp entries habackup left in ``directory`` (there must be none once it is done)."""
+    return sorted(p.name for p in directory.iterdir() if is_temp_name(p.name))

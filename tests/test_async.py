@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import temp_leftovers
 
 import habackup
 
@@ -30,7 +31,7 @@ def make_big_config(root: Path, megabytes: int) -> None:
 async def wait_for_partial(directory: Path, task: asyncio.Task[object]) -> None:
     """Returns once the work's temp file or dir exists, i.e. while it is writing."""
     deadline = time.monotonic() + 10
-    while not any(".partial" in p.name for p in directory.iterdir()):
+    while not temp_leftovers(directory):
         assert not task.done(), "finished before its temp output was seen"
         assert time.monotonic() < deadline
         await asyncio.sleep(0.0005)

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from habackup._cli import restore as restore_module
+from helpers import tree
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "config"
 
@@ -75,20 +74,6 @@ def made(example: Path, tmp_path: Path) -> dict[str, Any]:
     assert created.returncode == 0, created.stderr
     backup: dict[str, Any] = json.loads(created.stdout)
     return backup
-
-
-def tree(root: Path) -> dict[str, bytes | None]:
-    """Every path under ``root`` -> its bytes (None for directories, the target for links)."""
-    found: dict[str, bytes | None] = {}
-    for path in sorted(root.rglob("*")):
-        name = str(path.relative_to(root))
-        if path.is_symlink():
-            found[name] = os.readlink(path).encode()
-        elif path.is_dir():
-            found[name] = None
-        else:
-            found[name] = path.read_bytes()
-    return found
 
 
 def test_create_list_info_extract(example: Path, tmp_path: Path) -> None:
@@ -506,33 +491,6 @@ def test_restore_into_a_missing_dir_fails(made: dict[str, Any], tmp_path: Path) 
     assert result.returncode == 1
     assert "absent" in result.stderr
     assert not (tmp_path / "absent").exists()
-
-
-@pytest.mark.parametrize("phase", [".habackup-restore-", ".habackup-replaced-"])
-def test_a_failed_swap_puts_everything_back(
-    made: dict[str, Any], example: Path, monkeypatch: pytest.MonkeyPatch, phase: str
-) -> None:
-    # In-process: a rename failing halfway (a busy mount point, a full disk's metadata) while
-    # the new entries move in, or while the old ones move aside, leaves the dir as it was.
-    (example / "configuration.yaml").write_text("mine\n")
-    before = tree(example)
-    real_rename = os.rename
-    in_phase: list[str] = []
-
-    def flaky_rename(src: Any, dst: Any) -> None:
-        moving = Path(src) if phase.endswith("restore-") else Path(dst)
-        if moving.parent.name.startswith(phase):
-            in_phase.append(moving.name)
-            if len(in_phase) == 3:
-                raise OSError(16, "Device or resource busy")
-        real_rename(src, dst)
-
-    monkeypatch.setattr(restore_module.os, "rename", flaky_rename)
-    with pytest.raises(OSError, match="busy"):
-        restore_module.restore(Path(made["path"]), example, password=None, restore_database=True)
-    monkeypatch.undo()
-    assert len(in_phase) == 3
-    assert tree(example) == before
 
 
 def test_bad_arguments_exit_2(made: dict[str, Any], tmp_path: Path) -> None:

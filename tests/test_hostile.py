@@ -24,6 +24,7 @@ from helpers import (
     links_leaving,
     make_tar,
     member,
+    temp_leftovers,
     write_backup,
 )
 
@@ -108,7 +109,7 @@ def assert_refused(
         )
     assert not os.path.lexists(arena.dest), "destination left behind"
     assert arena.state() == before, "something was written outside the destination"
-    assert not [n for n in os.listdir(arena.work) if ".partial" in n]
+    assert not temp_leftovers(Path(arena.work))
     assert isinstance(error, habackup.BackupError)
     assert error.path == str(arena.backup)
     if match is not None:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import make_config_dir
+from helpers import is_temp_name, make_config_dir
 
 import habackup
 from habackup import BackupSyncAgent, BackupSyncMetadata, SyncedBackup
@@ -110,7 +110,7 @@ def leftovers(*directories: Path) -> list[str]:
             found += [
                 str(p)
                 for p in directory.rglob("*")
-                if ".partial" in p.name or p.name.startswith((".download", ".habackup"))
+                if is_temp_name(p.name)
             ]
     return found
 
@@ -172,6 +172,10 @@ async def test_seed_integration_create_order_and_upload(
         "protected": bool,
         "sha256": str,
         "database_included": bool,
+        "homeassistant_included": bool,
+        "addons": list,
+        "folders": list,
+        "extra": dict,
     }
     assert set(metadata) == set(types_by_key)
     for key, kind in types_by_key.items():
@@ -185,6 +189,10 @@ async def test_seed_integration_create_order_and_upload(
     assert metadata["name"] == "Seed"
     assert metadata["homeassistant"] == "2025.4.4"
     assert metadata["protected"] is False
+    # backup.json's extra, as Home Assistant's retention reads it back.
+    assert set(metadata["extra"]) == {"instance_id", "with_automatic_settings"}
+    assert metadata["homeassistant_included"] is True
+    assert metadata["addons"] == metadata["folders"] == []
 
 
 async def test_list_merges_local_and_agent_backups(

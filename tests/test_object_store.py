@@ -342,3 +342,55 @@ async def test_an_unreadable_sidecar_does_not_block_the_upload(
     backend.put(f"{slug}.metadata.json", b"{not json")
     await backend.agent().async_upload_backup(path=small_backup)
     assert json.loads(backend.get(f"{slug}.metadata.json"))["sha256"] == sha256(small_backup)
+
+
+async def test_a_repeated_upload_without_metadata_sends_nothing(
+    backend: Backend, small_backup: Path
+) -> None:
+    # What `habackup upload` does: no metadata, so no digest given; the stored copy's sidecar
+    # has one, and a file of the same size is hashed locally rather than sent again.
+    agent = backend.agent()
+    await agent.async_upload_backup(path=small_backup)
+    progress: list[tuple[int, int]] = []
+    await agent.async_upload_backup(
+        path=small_backup, on_progress=lambda d, t: progress.append((d, t))
+    )
+    size = small_backup.stat().st_size
+    assert set(progress) <= {(0, size), (size, size)}
+
+
+async def test_a_listed_backup_with_an_unreadable_sidecar_downloads(
+    backend: Backend, small_backup: Path, tmp_path: Path
+) -> None:
+    agent = backend.agent()
+    await agent.async_upload_backup(path=small_backup)
+    slug = habackup.read_backup(small_backup).slug
+    backend.put(f"{slug}.metadata.json", b"garbage{")
+    [listed] = await agent.async_list_backups()
+    assert listed.slug == slug
+    await agent.async_download_backup(id=slug, path=tmp_path / "got.tar")
+    assert sha256(tmp_path / "got.tar") == sha256(small_backup)
+
+
+async def test_manager_and_file_uploads_list_the_same_extra_metadata(tmp_path: Path) -> None:
+    config = make_config_dir(tmp_path / "config")
+    remote = tmp_path / "remote"
+    agent = ObjectStoreBackupSyncAgent("store", remote.as_uri())
+    platform = type("Platform", (), {})()
+
+    async def agents(hass: object) -> list[habackup.BackupSyncAgent]:
+        return [agent]
+
+    platform.async_get_backup_sync_agents = agents  # type: ignore[attr-defined]
+    manager = habackup.BackupManager(None, config_dir=config)
+    await manager.async_add_platform("test", platform)
+    by_manager = await manager.async_create_backup(name="By the manager")
+    assert by_manager.synced_agents == ["test.store"]
+    # The same kind of file sent the way `habackup upload` sends it.
+    by_file = habackup.create_archive(config, tmp_path / "out", name="By upload")
+    assert by_file.path is not None
+    await agent.async_upload_backup(path=by_file.path)
+    listed = {b.slug: b for b in await agent.async_list_backups()}
+    extras = [dict(listed[b.slug].extra_metadata) for b in (by_manager, by_file)]
+    assert extras[0].keys() == extras[1].keys() == {"instance_id", "with_automatic_settings"}
+    assert extras[0] == extras[1]

@@ -19,6 +19,7 @@ from helpers import (
     inner_span,
     make_config_dir,
     snapshot,
+    temp_leftovers,
     write_backup,
 )
 from securetar import SecureTarArchive, SecureTarFile, atomic_contents_add
@@ -130,7 +131,7 @@ def protected(tmp_path: Path) -> Path:
 
 def assert_nothing_written(dest: Path) -> None:
     assert not dest.exists()
-    assert not [p for p in dest.parent.iterdir() if ".partial" in p.name]
+    assert not temp_leftovers(dest.parent)
 
 
 @pytest.mark.parametrize("password", [None, "wrong"])

@@ -9,6 +9,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+from helpers import temp_leftovers
 
 import habackup
 
@@ -129,7 +130,7 @@ def test_existing_file_is_replaced_atomically(tree: Path, tmp_path: Path) -> Non
     target.write_bytes(b"old")
     habackup.create_archive(tree, target, name="x")
     assert habackup.read_backup(target).name == "x"
-    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".partial.tar")] == []
+    assert temp_leftovers(tmp_path) == []
 
 
 @pytest.mark.parametrize("level", [0, 1, 9])

@@ -9,11 +9,15 @@ from ._archive import (
     DEFAULT_EXCLUDES,
     async_create_archive,
     async_extract_archive,
+    async_restore_archive,
     async_validate_password,
     async_verify_archive,
     create_archive,
     extract_archive,
+    is_valid_slug,
+    list_backups,
     read_backup,
+    restore_archive,
     validate_password,
     verify_archive,
 )
@@ -33,7 +37,7 @@ from .errors import (
     UnsupportedBackupError,
 )
 from .manager import BackupManager
-from .models import BackupSyncMetadata, SyncedBackup
+from .models import BackupSyncMetadata, CreateOptions, SyncedBackup
 from .object_store import ObjectStoreBackupSyncAgent
 
 # No engine thread may be inside a Python call when the interpreter starts finalizing.
@@ -54,6 +58,7 @@ __all__ = [
     "BackupPlatformError",
     "BackupSyncAgent",
     "BackupSyncMetadata",
+    "CreateOptions",
     "IncorrectPasswordError",
     "InvalidBackupError",
     "ObjectStoreBackupSyncAgent",
@@ -62,11 +67,15 @@ __all__ = [
     "__version__",
     "async_create_archive",
     "async_extract_archive",
+    "async_restore_archive",
     "async_validate_password",
     "async_verify_archive",
     "create_archive",
     "extract_archive",
+    "is_valid_slug",
+    "list_backups",
     "read_backup",
+    "restore_archive",
     "validate_password",
     "verify_archive",
 ]

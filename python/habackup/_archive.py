@@ -4,102 +4,57 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, Unpack
 
 from . import _core
 from ._cancel import await_cleanly
 from ._core import Backup
+from .errors import BackupError
+from .models import CreateOptions
 
 StrPath = str | os.PathLike[str]
-ProgressCallback = Callable[[int, int], None]
 
 DEFAULT_EXCLUDES: tuple[str, ...] = _core.DEFAULT_EXCLUDES
 """Home Assistant's exclude patterns, matched against paths inside the config dir."""
 
-_T = TypeVar("_T")
 
-
-def create_archive(
-    config_dir: StrPath,
-    path: StrPath,
-    *,
-    name: str,
-    include_database: bool = True,
-    excludes: Sequence[str] = DEFAULT_EXCLUDES,
-    ha_version: str | None = None,
-    extra: Mapping[str, Any] | None = None,
-    compresslevel: int = 6,
-    threads: int | None = None,
-    on_progress: ProgressCallback | None = None,
-    password: str | None = None,
-    securetar_version: int = 3,
-) -> Backup:
+def create_archive(config_dir: StrPath, path: StrPath, **options: Unpack[CreateOptions]) -> Backup:
     """Back up ``config_dir`` to ``path`` (a file, or a directory that gets ``<slug>.tar``).
 
-    Blocks the calling thread (with the GIL released); use :func:`async_create_archive` on an
-    event loop. ``on_progress(bytes_done, bytes_total)`` is called from a worker thread. With a
-    ``password`` the inner archive is encrypted with securetar ``securetar_version`` 3 (Home
-    Assistant's default since 2025.1) or 2.
+    ``options`` are :class:`~habackup.CreateOptions` (``name`` is required; ``excludes``,
+    ``include_database``, ``password``, ``on_progress`` and more). Blocks the calling thread (with
+    the GIL released; Ctrl-C cancels cleanly); use :func:`async_create_archive` on an event loop.
     """
-    return _core.create_archive(
-        config_dir,
-        path,
-        name=name,
-        include_database=include_database,
-        excludes=list(excludes),
-        ha_version=ha_version,
-        extra=dict(extra) if extra is not None else None,
-        compresslevel=compresslevel,
-        threads=threads,
-        on_progress=on_progress,
-        password=password,
-        securetar_version=securetar_version,
-    )
+    return _core.create_archive(config_dir, path, options)
 
 
 async def async_create_archive(
-    config_dir: StrPath,
-    path: StrPath,
-    *,
-    name: str,
-    include_database: bool = True,
-    excludes: Sequence[str] = DEFAULT_EXCLUDES,
-    ha_version: str | None = None,
-    extra: Mapping[str, Any] | None = None,
-    compresslevel: int = 6,
-    threads: int | None = None,
-    on_progress: ProgressCallback | None = None,
-    password: str | None = None,
-    securetar_version: int = 3,
+    config_dir: StrPath, path: StrPath, **options: Unpack[CreateOptions]
 ) -> Backup:
-    """Back up ``config_dir`` without blocking the event loop.
+    """Back up ``config_dir`` without blocking the event loop; see :func:`create_archive`.
 
     The work runs on tokio's blocking pool; ``on_progress`` is called on the loop's thread.
     Cancelling the await stops the work and returns only once the partial file is gone.
     """
     token = _core.CancelToken()
-    future = _core.create_archive_async(
-        config_dir,
-        path,
-        name=name,
-        include_database=include_database,
-        excludes=list(excludes),
-        ha_version=ha_version,
-        extra=dict(extra) if extra is not None else None,
-        compresslevel=compresslevel,
-        threads=threads,
-        on_progress=on_progress,
-        password=password,
-        securetar_version=securetar_version,
-        cancel=token,
-    )
+    future = _core.create_archive_async(config_dir, path, options, token)
     return await await_cleanly(future, token)
 
 
 def read_backup(path: StrPath) -> Backup:
     """Read a backup's ``backup.json`` (Home Assistant, Supervisor and old layouts)."""
     return _core.read_backup(path)
+
+
+def list_backups(directory: StrPath) -> tuple[list[Backup], list[BackupError]]:
+    """The backups in ``directory`` (its ``*.tar`` files), oldest first, and an error for each
+    ``*.tar`` there that is not a readable backup. habackup's own temp files are left out."""
+    return _core.list_backups(directory)
+
+
+def is_valid_slug(slug: str) -> bool:
+    """Whether ``slug`` can name a backup: letters, digits, ``-`` and ``_``, at most 64."""
+    return _core.is_valid_slug(slug)
 
 
 def extract_archive(
@@ -120,6 +75,36 @@ async def async_extract_archive(
     """Extract without blocking the event loop; see :func:`extract_archive`."""
     token = _core.CancelToken()
     future = _core.extract_archive_async(path, dest, password=password, cancel=token)
+    return await await_cleanly(future, token)
+
+
+def restore_archive(
+    path: StrPath, config_dir: StrPath, *, password: str | None = None,
+    restore_database: bool = True,
+) -> dict[str, Any]:
+    """Replace ``config_dir``'s contents with the backup's, completely or not at all.
+
+    The backup is extracted into a staging dir inside ``config_dir`` first (a wrong password or
+    corrupt data changes nothing), then swapped in under a journal: a restore killed half way is
+    finished by the next restore or backup of that dir. ``backups/`` is always kept, and so is
+    the current database with ``restore_database=False`` or when the backup has none. Returns
+    ``slug``, ``name``, ``config_dir``, ``database_restored``, ``database_in_backup`` and the
+    counts of files, directories, symlinks and bytes. Stop Home Assistant first.
+    """
+    return _core.restore_archive(
+        path, config_dir, password=password, restore_database=restore_database
+    )
+
+
+async def async_restore_archive(
+    path: StrPath, config_dir: StrPath, *, password: str | None = None,
+    restore_database: bool = True,
+) -> dict[str, Any]:
+    """:func:`restore_archive` without blocking the event loop."""
+    token = _core.CancelToken()
+    future = _core.restore_archive_async(
+        path, config_dir, password=password, restore_database=restore_database, cancel=token
+    )
     return await await_cleanly(future, token)
 
 
@@ -150,5 +135,3 @@ async def async_verify_archive(
     token = _core.CancelToken()
     future = _core.verify_archive_async(path, password=password, cancel=token)
     return await await_cleanly(future, token)
-
-

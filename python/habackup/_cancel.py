@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from typing import Protocol, TypeVar
+from typing import TypeVar
+
+from ._core import CancelToken
 
 _T = TypeVar("_T")
 
 
-class Cancellable(Protocol):
-    """The engine's cancel tokens (``CancelToken``, ``AbortToken``)."""
-
-    def cancel(self) -> None: ...
-
-
-async def await_cleanly(future: Awaitable[_T], token: Cancellable) -> _T:
+async def await_cleanly(future: Awaitable[_T], token: CancelToken) -> _T:
     """Await Rust work; on cancellation signal ``token`` and wait until the work has wound
     down (temp files removed, post hooks run) before the CancelledError goes on."""
     task = asyncio.ensure_future(future)

@@ -5,8 +5,8 @@ from typing import Any, final
 
 from typing_extensions import disjoint_base
 
-from .errors import BackupAgentError
-from .models import BackupSyncMetadata, SyncedBackup
+from .errors import BackupAgentError, BackupError
+from .models import BackupSyncMetadata, CreateOptions, SyncedBackup
 
 _StrPath = str | os.PathLike[str]
 
@@ -16,7 +16,6 @@ __version__: str
 __all__ = [
     "DEFAULT_EXCLUDES",
     "DEFAULT_HA_VERSION",
-    "AbortToken",
     "Backup",
     "BackupManagerCore",
     "BackupSyncAgent",
@@ -27,7 +26,11 @@ __all__ = [
     "create_archive_async",
     "extract_archive",
     "extract_archive_async",
+    "is_valid_slug",
+    "list_backups",
     "read_backup",
+    "restore_archive",
+    "restore_archive_async",
     "validate_password",
     "verify_archive",
     "verify_archive_async",
@@ -87,38 +90,25 @@ class CancelToken:
     @property
     def cancelled(self) -> bool: ...
 
-def create_archive(
-    config_dir: _StrPath,
-    path: _StrPath,
-    *,
-    name: str,
-    include_database: bool = True,
-    excludes: list[str] | None = None,
-    ha_version: str | None = None,
-    extra: dict[str, Any] | None = None,
-    compresslevel: int = 6,
-    threads: int | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-    password: str | None = None,
-    securetar_version: int = 3,
-) -> Backup: ...
+def create_archive(config_dir: _StrPath, path: _StrPath, options: CreateOptions) -> Backup: ...
 def create_archive_async(
-    config_dir: _StrPath,
-    path: _StrPath,
-    *,
-    name: str,
-    include_database: bool = True,
-    excludes: list[str] | None = None,
-    ha_version: str | None = None,
-    extra: dict[str, Any] | None = None,
-    compresslevel: int = 6,
-    threads: int | None = None,
-    on_progress: Callable[[int, int], None] | None = None,
-    password: str | None = None,
-    securetar_version: int = 3,
-    cancel: CancelToken | None = None,
+    config_dir: _StrPath, path: _StrPath, options: CreateOptions, cancel: CancelToken | None = None
 ) -> Awaitable[Backup]: ...
 def read_backup(path: _StrPath) -> Backup: ...
+def list_backups(dir: _StrPath) -> tuple[list[Backup], list[BackupError]]: ...
+def is_valid_slug(slug: str) -> bool: ...
+def restore_archive(
+    path: _StrPath, config_dir: _StrPath, *, password: str | None = None,
+    restore_database: bool = True,
+) -> dict[str, Any]: ...
+def restore_archive_async(
+    path: _StrPath,
+    config_dir: _StrPath,
+    *,
+    password: str | None = None,
+    restore_database: bool = True,
+    cancel: CancelToken | None = None,
+) -> Awaitable[dict[str, Any]]: ...
 def extract_archive(
     path: _StrPath, dest: _StrPath, *, password: str | None = None
 ) -> dict[str, int]: ...
@@ -134,13 +124,6 @@ def verify_archive(path: _StrPath, *, password: str | None = None) -> dict[str, 
 def verify_archive_async(
     path: _StrPath, *, password: str | None = None, cancel: CancelToken | None = None
 ) -> Awaitable[dict[str, int | None]]: ...
-
-@final
-class AbortToken:
-    def __new__(cls) -> AbortToken: ...
-    def cancel(self) -> None: ...
-    @property
-    def cancelled(self) -> bool: ...
 
 @disjoint_base
 class BackupSyncAgent:
@@ -176,7 +159,7 @@ class BackupManagerCore:
     @property
     def sync_agents(self) -> dict[str, BackupSyncAgent]: ...
     def add_platform(
-        self, domain: str, platform: Any, *, abort: AbortToken | None = None
+        self, domain: str, platform: Any, *, cancel: CancelToken | None = None
     ) -> Awaitable[None]: ...
     def create_backup(
         self,
@@ -186,16 +169,16 @@ class BackupManagerCore:
         include_database: bool = True,
         agent_ids: list[str] | None = None,
         excludes: list[str] | None = None,
-        abort: AbortToken | None = None,
+        cancel: CancelToken | None = None,
     ) -> Awaitable[Backup]: ...
     def sync_backup(
-        self, slug: str, *, agent_ids: list[str] | None = None, abort: AbortToken | None = None
+        self, slug: str, *, agent_ids: list[str] | None = None, cancel: CancelToken | None = None
     ) -> Awaitable[Backup]: ...
     def get_backups(
-        self, *, abort: AbortToken | None = None
+        self, *, cancel: CancelToken | None = None
     ) -> Awaitable[tuple[dict[str, Backup], dict[str, BackupAgentError]]]: ...
     def get_backup(
-        self, slug: str, *, abort: AbortToken | None = None
+        self, slug: str, *, cancel: CancelToken | None = None
     ) -> Awaitable[Backup | None]: ...
     def download_backup(
         self,
@@ -203,16 +186,16 @@ class BackupManagerCore:
         agent_id: str,
         id: str,
         path: _StrPath | None = None,
-        abort: AbortToken | None = None,
+        cancel: CancelToken | None = None,
     ) -> Awaitable[Path]: ...
-    def remove_backup(self, slug: str, *, abort: AbortToken | None = None) -> Awaitable[None]: ...
+    def remove_backup(self, slug: str, *, cancel: CancelToken | None = None) -> Awaitable[None]: ...
     def restore_backup(
         self,
         slug: str,
         *,
         password: str | None = None,
         restore_database: bool = True,
-        abort: AbortToken | None = None,
+        cancel: CancelToken | None = None,
     ) -> Awaitable[None]: ...
 
 @final

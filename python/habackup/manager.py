@@ -89,8 +89,8 @@ class BackupManager:
         Raises ``BackupPlatformError`` for a platform with only one of the two hooks, an agent
         that is not a ``BackupSyncAgent``, a duplicate agent id or an agent factory that raises.
         """
-        token = _core.AbortToken()
-        await await_cleanly(self._core.add_platform(domain, platform, abort=token), token)
+        token = _core.CancelToken()
+        await await_cleanly(self._core.add_platform(domain, platform, cancel=token), token)
 
     async def async_create_backup(
         self,
@@ -105,14 +105,14 @@ class BackupManager:
 
         Agent failures do not fail the backup: see ``failed_agents`` on the result.
         """
-        token = _core.AbortToken()
+        token = _core.CancelToken()
         future = self._core.create_backup(
             name=name,
             password=password,
             include_database=include_database,
             agent_ids=list(agent_ids) if agent_ids is not None else None,
             excludes=list(excludes) if excludes is not None else None,
-            abort=token,
+            cancel=token,
         )
         return await await_cleanly(future, token)
 
@@ -120,9 +120,9 @@ class BackupManager:
         self, slug: str, *, agent_ids: Sequence[str] | None = None
     ) -> Backup:
         """Upload an existing local backup to the agents (all of them by default)."""
-        token = _core.AbortToken()
+        token = _core.CancelToken()
         future = self._core.sync_backup(
-            slug, agent_ids=list(agent_ids) if agent_ids is not None else None, abort=token
+            slug, agent_ids=list(agent_ids) if agent_ids is not None else None, cancel=token
         )
         return await await_cleanly(future, token)
 
@@ -130,34 +130,34 @@ class BackupManager:
         self,
     ) -> tuple[dict[str, Backup], dict[str, BackupAgentError]]:
         """Local and agent backups merged by slug, and the agents whose listing failed."""
-        token = _core.AbortToken()
-        return await await_cleanly(self._core.get_backups(abort=token), token)
+        token = _core.CancelToken()
+        return await await_cleanly(self._core.get_backups(cancel=token), token)
 
     async def async_get_backup(self, slug: str) -> Backup | None:
         """One backup by slug, local or on an agent."""
-        token = _core.AbortToken()
-        return await await_cleanly(self._core.get_backup(slug, abort=token), token)
+        token = _core.CancelToken()
+        return await await_cleanly(self._core.get_backup(slug, cancel=token), token)
 
     async def async_download_backup(
         self, *, agent_id: str, id: str, path: StrPath | None = None
     ) -> Path:
         """Download an agent's copy into the backup dir (or ``path``); returns where it is."""
-        token = _core.AbortToken()
-        future = self._core.download_backup(agent_id=agent_id, id=id, path=path, abort=token)
+        token = _core.CancelToken()
+        future = self._core.download_backup(agent_id=agent_id, id=id, path=path, cancel=token)
         return await await_cleanly(future, token)
 
     async def async_remove_backup(self, slug: str) -> None:
         """Delete a backup locally and from every agent that holds it."""
-        token = _core.AbortToken()
-        await await_cleanly(self._core.remove_backup(slug, abort=token), token)
+        token = _core.CancelToken()
+        await await_cleanly(self._core.remove_backup(slug, cancel=token), token)
 
     async def async_restore_backup(
         self, slug: str, *, password: str | None = None, restore_database: bool = True
     ) -> None:
         """Restore a local backup into the config dir (keeping ``backups/``)."""
-        token = _core.AbortToken()
+        token = _core.CancelToken()
         future = self._core.restore_backup(
-            slug, password=password, restore_database=restore_database, abort=token
+            slug, password=password, restore_database=restore_database, cancel=token
         )
         await await_cleanly(future, token)
 

@@ -1,10 +1,8 @@
-"""The data an integration's sync agent deals in: what it uploads and what it lists."""
+"""The data habackup deals in: what a sync agent uploads and lists, and how a backup is made."""
 
-from __future__ import annotations
-
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, NotRequired, TypedDict
+from typing import Any, NotRequired, Required, TypedDict
 
 
 class BackupSyncMetadata(TypedDict):
@@ -51,4 +49,34 @@ class SyncedBackup:
         return data
 
 
-__all__ = ["BackupSyncMetadata", "SyncedBackup"]
+class CreateOptions(TypedDict, total=False):
+    """How :func:`habackup.create_archive` and :func:`habackup.async_create_archive` write a
+    backup (keyword arguments; only ``name`` is required).
+    """
+
+    name: Required[str]
+    """The backup's name (Home Assistant shows it); with the date it makes the slug."""
+    include_database: bool
+    """``False`` also leaves out ``home-assistant_v2.db`` and its WAL/SHM (default ``True``)."""
+    excludes: Sequence[str]
+    """Exclude patterns, default :data:`habackup.DEFAULT_EXCLUDES` (Home Assistant's). Matched
+    against paths inside the config dir, anchored at its top: ``*`` stays within one path
+    segment, ``**`` spans segments (``**/*.log``). A custom list replaces the defaults."""
+    ha_version: str | None
+    """The Home Assistant version recorded; default the config dir's ``.HA_VERSION``."""
+    extra: Mapping[str, Any] | None
+    """More keys for backup.json's ``extra`` (JSON-compatible)."""
+    compresslevel: int
+    """gzip level 0-9 (default 6, Home Assistant's)."""
+    threads: int | None
+    """Compression threads (default: every core)."""
+    on_progress: Callable[[int, int], None] | None
+    """``on_progress(bytes_done, bytes_total)`` of file data read: from a worker thread for
+    :func:`~habackup.create_archive`, on the event loop's thread for the async one."""
+    password: str | None
+    """Encrypt the inner archive with securetar (a protected backup)."""
+    securetar_version: int
+    """3 (Home Assistant's default since 2025.1) or 2."""
+
+
+__all__ = ["BackupSyncMetadata", "CreateOptions", "SyncedBackup"]

@@ -8,16 +8,16 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
-use super::atomic::TempFile;
 use super::gzip::{write_error, write_gzip, ChunkWriter, GzipOptions};
-use super::metadata::{make_slug, render_backup_json, BackupInfo, NewBackupJson};
+use super::metadata::{backup_extra, make_slug, render_backup_json, BackupInfo, NewBackupJson};
+use crate::common::atomic::TempFile;
+use crate::common::digest::sha256_hex;
 use crate::securetar::Encryptor;
 
 use super::tar_header::{self, EntryType, HeaderFields, BLOCK};
 use super::walk::{walk, EntryKind, WalkEntry};
-use super::{priority, ArchiveError, CancelFlag, Excludes, IoContext};
+use super::{priority, ArchiveError, CancelToken, Excludes, IoContext};
 
 /// Home Assistant version written when neither the caller nor the config dir's `.HA_VERSION` says.
 pub const DEFAULT_HA_VERSION: &str = "2025.4.4";
@@ -69,7 +69,7 @@ pub fn create_archive(
     config_dir: &Path,
     dest: &Path,
     options: &CreateOptions,
-    cancel: &CancelFlag,
+    cancel: &CancelToken,
     progress: Option<ProgressFn<'_>>,
 ) -> Result<BackupInfo, ArchiveError> {
     if options.background {
@@ -86,7 +86,7 @@ fn create_in_this_thread(
     config_dir: &Path,
     dest: &Path,
     options: &CreateOptions,
-    cancel: &CancelFlag,
+    cancel: &CancelToken,
     progress: Option<ProgressFn<'_>>,
 ) -> Result<BackupInfo, ArchiveError> {
     if options.compresslevel > 9 {
@@ -101,6 +101,8 @@ fn create_in_this_thread(
             options.securetar_version
         )));
     }
+    // A restore of this dir that was killed half way is finished before it is backed up.
+    super::restore::recover(config_dir)?;
     let excludes = match &options.excludes {
         Some(patterns) => Excludes::new(patterns, options.include_database)?,
         None => Excludes::defaults(options.include_database),
@@ -114,12 +116,12 @@ fn create_in_this_thread(
         Some(v) => v.clone(),
         None => read_ha_version(config_dir),
     };
+    let extra = backup_extra(&read_instance_id(config_dir), &options.extra);
     let backup_json = render_backup_json(&NewBackupJson {
         date: &date,
         name: &options.name,
         slug: &slug,
-        instance_id: &read_instance_id(config_dir),
-        extra: &options.extra,
+        extra: &extra,
         exclude_database: !options.include_database,
         ha_version: &ha_version,
         protected: options.password.is_some(),
@@ -130,7 +132,7 @@ fn create_in_this_thread(
     } else {
         dest.to_path_buf()
     };
-    let mut temp = TempFile::create_beside(&dest)?;
+    let mut temp = TempFile::create_beside(&dest).at(&dest)?;
     let temp_path = temp.path().to_path_buf();
     let mtime = now.timestamp();
     let size = write_outer(temp.file(), &temp_path, &backup_json, mtime, |out| {
@@ -176,8 +178,8 @@ fn create_in_this_thread(
         Ok(inner)
     })?;
     cancel.check()?;
-    let sha256 = sha256_of(temp.file(), &temp_path, cancel)?;
-    temp.commit(&dest)?;
+    let sha256 = sha256_of(temp.file(), &dest, cancel)?;
+    temp.commit(&dest).at(&dest)?;
 
     Ok(BackupInfo {
         slug,
@@ -190,7 +192,10 @@ fn create_in_this_thread(
         homeassistant_version: Some(ha_version),
         database_included: options.include_database,
         sha256: Some(sha256),
-        extra: options.extra.clone(),
+        extra,
+        homeassistant_included: true,
+        addons: Vec::new(),
+        folders: Vec::new(),
     })
 }
 
@@ -348,7 +353,7 @@ fn member_header(name: &str, size: u64, mtime: i64) -> HeaderFields<'_> {
 fn write_inner_tar(
     out: &mut ChunkWriter,
     entries: &[WalkEntry],
-    cancel: &CancelFlag,
+    cancel: &CancelToken,
     reporter: &mut Reporter<'_>,
 ) -> Result<(), ArchiveError> {
     let mut written = 0u64;
@@ -559,23 +564,9 @@ impl<'a> Reporter<'a> {
 
 /// The outer header is patched after the data, so the digest is taken by reading the file back
 /// (from the page cache) once it is complete.
-fn sha256_of(file: &mut File, path: &Path, cancel: &CancelFlag) -> Result<String, ArchiveError> {
-    file.seek(SeekFrom::Start(0)).at(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1024 * 1024];
-    loop {
-        cancel.check()?;
-        let n = file.read(&mut buffer).at(path)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buffer[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+fn sha256_of(file: &mut File, dest: &Path, cancel: &CancelToken) -> Result<String, ArchiveError> {
+    file.seek(SeekFrom::Start(0)).at(dest)?;
+    sha256_hex(file, cancel).at(dest)
 }
 
 fn read_ha_version(config_dir: &Path) -> String {

@@ -1,6 +1,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::common::Cancelled;
+
 /// Everything that can go wrong while writing, reading or extracting a backup.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -20,6 +22,10 @@ pub enum ArchiveError {
     /// A well-formed backup that uses something this version does not handle.
     #[error("{path}: {reason}")]
     Unsupported { path: PathBuf, reason: String },
+    /// An operation on `path` (a config dir, a destination) could not be completed; `reason`
+    /// says what happened and what is left where.
+    #[error("{path}: {reason}")]
+    Failed { path: PathBuf, reason: String },
     /// The caller asked for something impossible (bad exclude pattern, non-empty destination, ...).
     #[error("{0}")]
     InvalidArgument(String),
@@ -28,7 +34,11 @@ pub enum ArchiveError {
 }
 
 impl ArchiveError {
+    /// An I/O error on `path`; one that carries a cancellation is the cancellation.
     pub fn io(path: impl AsRef<Path>, source: io::Error) -> Self {
+        if Cancelled::is(&source) {
+            return ArchiveError::Cancelled;
+        }
         ArchiveError::Io {
             path: path.as_ref().to_path_buf(),
             source,
@@ -39,6 +49,42 @@ impl ArchiveError {
         ArchiveError::InvalidBackup {
             path: path.as_ref().to_path_buf(),
             reason: reason.into(),
+        }
+    }
+
+    pub fn failed(path: impl AsRef<Path>, reason: impl Into<String>) -> Self {
+        ArchiveError::Failed {
+            path: path.as_ref().to_path_buf(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The same error about `shown` instead: a check made on a temp file is reported under the
+    /// name the user knows.
+    pub fn about(self, shown: &Path) -> Self {
+        let shown = shown.to_path_buf();
+        match self {
+            ArchiveError::Io { source, .. } => ArchiveError::Io {
+                path: shown,
+                source,
+            },
+            ArchiveError::InvalidBackup { reason, .. } => ArchiveError::InvalidBackup {
+                path: shown,
+                reason,
+            },
+            ArchiveError::IncorrectPassword { reason, .. } => ArchiveError::IncorrectPassword {
+                path: shown,
+                reason,
+            },
+            ArchiveError::Unsupported { reason, .. } => ArchiveError::Unsupported {
+                path: shown,
+                reason,
+            },
+            ArchiveError::Failed { reason, .. } => ArchiveError::Failed {
+                path: shown,
+                reason,
+            },
+            other => other,
         }
     }
 
@@ -58,5 +104,11 @@ pub trait IoContext<T> {
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, path: impl AsRef<Path>) -> Result<T, ArchiveError> {
         self.map_err(|e| ArchiveError::io(path, e))
+    }
+}
+
+impl From<Cancelled> for ArchiveError {
+    fn from(_: Cancelled) -> Self {
+        ArchiveError::Cancelled
     }
 }

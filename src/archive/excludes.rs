@@ -21,8 +21,13 @@ pub const DEFAULT_EXCLUDES: &[&str] = &[
     ".cache/*",
 ];
 
-/// Added to the excludes when a backup is made without the recorder database.
-pub const DATABASE_EXCLUDES: &[&str] = &["home-assistant_v2.db", "home-assistant_v2.db-wal"];
+/// Home Assistant's recorder database: left out of a backup made without it, and kept as it is
+/// by a restore that does not restore it.
+pub const DATABASE_FILES: &[&str] = &[
+    "home-assistant_v2.db",
+    "home-assistant_v2.db-wal",
+    "home-assistant_v2.db-shm",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
@@ -201,7 +206,7 @@ impl Excludes {
             .map(|p| Pattern::new(p.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
         if !include_database {
-            for p in DATABASE_EXCLUDES {
+            for p in DATABASE_FILES {
                 compiled.push(Pattern::new(p)?);
             }
         }

@@ -16,9 +16,9 @@ use std::time::{Duration, SystemTime};
 
 use flate2::read::GzDecoder;
 
-use super::atomic::TempDir;
-use super::read::open_inner;
-use super::{ArchiveError, CancelFlag, IoContext};
+use super::read::{open_inner, Opened};
+use super::{ArchiveError, CancelToken, IoContext};
+use crate::common::atomic::TempDir;
 
 const CHUNK: usize = 1024 * 1024;
 
@@ -34,7 +34,7 @@ pub struct ExtractSummary {
 pub fn extract_archive(
     path: &Path,
     dest: &Path,
-    cancel: &CancelFlag,
+    cancel: &CancelToken,
 ) -> Result<ExtractSummary, ArchiveError> {
     extract_protected_archive(path, dest, None, cancel)
 }
@@ -44,22 +44,31 @@ pub fn extract_protected_archive(
     path: &Path,
     dest: &Path,
     password: Option<&str>,
-    cancel: &CancelFlag,
+    cancel: &CancelToken,
 ) -> Result<ExtractSummary, ArchiveError> {
-    // A restore must not stall the event loop either; see `priority`.
-    super::priority::run_in_background(|| extract_in_this_thread(path, dest, password, cancel))
+    // Extraction (and the key derivation before it) must not stall the event loop: `priority`.
+    super::priority::run_in_background(|| {
+        check_destination(dest)?;
+        // The password is checked before anything is written.
+        let opened = open_inner(path, password)?;
+        let temp = TempDir::create_beside(dest).at(dest)?;
+        let summary = unpack_into(path, opened, temp.path(), cancel)?;
+        cancel.check()?;
+        temp.commit(dest).at(dest)?;
+        Ok(summary)
+    })
 }
 
-fn extract_in_this_thread(
+/// Fills the empty directory `root` with the config dir stored in the backup at `path`, whose
+/// inner archive `opened` is (see `open_inner`), on the calling thread. On an error `root`
+/// holds a partial tree: the caller owns it and removes it.
+pub(crate) fn unpack_into(
     path: &Path,
-    dest: &Path,
-    password: Option<&str>,
-    cancel: &CancelFlag,
+    opened: Opened,
+    root: &Path,
+    cancel: &CancelToken,
 ) -> Result<ExtractSummary, ArchiveError> {
-    check_destination(dest)?;
-    // The password is checked here, before anything is written.
-    let (_info, inner, raw) = open_inner(path, password)?;
-    let temp = TempDir::create_beside(dest)?;
+    let (_info, inner, raw) = opened;
     let gzipped = inner.gzipped;
     // securetar v1 padded every write, the gzip trailer's included: Home Assistant never reads
     // that trailer, so for v1 neither do we.
@@ -101,7 +110,7 @@ fn extract_in_this_thread(
             current: Vec::new(),
             pos: 0,
         };
-        let result = Unpacker::new(path, temp.path(), cancel).run(&mut reader);
+        let result = Unpacker::new(path, root, cancel).run(&mut reader);
         // Drain to the end so the gzip CRC and length (and the decryptor's end) are checked even
         // after the tar's end marker.
         let drained = result.and_then(|summary| {
@@ -113,8 +122,6 @@ fn extract_in_this_thread(
         drop(reader);
         drained
     })?;
-    cancel.check()?;
-    temp.commit(dest)?;
     Ok(summary)
 }
 
@@ -237,7 +244,7 @@ struct DeferredLink {
 struct Unpacker<'a> {
     archive_path: &'a Path,
     root: &'a Path,
-    cancel: &'a CancelFlag,
+    cancel: &'a CancelToken,
     files: HashSet<String>,
     dirs: Vec<DeferredDir>,
     links: Vec<DeferredLink>,
@@ -245,7 +252,7 @@ struct Unpacker<'a> {
 }
 
 impl<'a> Unpacker<'a> {
-    fn new(archive_path: &'a Path, root: &'a Path, cancel: &'a CancelFlag) -> Self {
+    fn new(archive_path: &'a Path, root: &'a Path, cancel: &'a CancelToken) -> Self {
         Unpacker {
             archive_path,
             root,

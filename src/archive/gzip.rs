@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use super::deflate::{ChunkCompressor, FINAL_BLOCK, WINDOW};
-use super::{ArchiveError, CancelFlag};
+use super::{ArchiveError, CancelToken, Cancelled};
 
 pub const CHUNK: usize = 1024 * 1024;
 
@@ -52,15 +52,9 @@ pub struct GzipSummary {
     pub compressed: u64,
 }
 
-/// Carried inside an `io::Error` when the producer's writes stop because of cancellation (not
-/// `ErrorKind::Interrupted`: `write_all` retries those forever).
-#[derive(Debug, thiserror::Error)]
-#[error("cancelled")]
-pub struct Cancelled;
-
 /// Turns an error from a `ChunkWriter` write into the archive error it stands for.
 pub fn write_error(e: io::Error, what: &str) -> ArchiveError {
-    if e.get_ref().is_some_and(|inner| inner.is::<Cancelled>()) {
+    if Cancelled::is(&e) {
         ArchiveError::Cancelled
     } else {
         ArchiveError::InvalidArgument(format!("compression stopped while writing {what}: {e}"))
@@ -74,7 +68,7 @@ pub struct ChunkWriter {
     next_seq: u64,
     free: Receiver<Vec<u8>>,
     jobs: SyncSender<Job>,
-    cancel: CancelFlag,
+    cancel: CancelToken,
 }
 
 impl ChunkWriter {
@@ -89,7 +83,7 @@ impl ChunkWriter {
 
     fn send_current(&mut self) -> io::Result<()> {
         if self.cancel.is_cancelled() {
-            return Err(io::Error::other(Cancelled));
+            return Err(Cancelled::io());
         }
         let next = self.take_buffer()?;
         let data = std::mem::replace(&mut self.current, next);
@@ -140,7 +134,7 @@ pub fn write_gzip<W, P>(
     out: &mut W,
     out_path: &std::path::Path,
     options: &GzipOptions,
-    cancel: &CancelFlag,
+    cancel: &CancelToken,
     produce: P,
 ) -> Result<GzipSummary, ArchiveError>
 where
@@ -237,7 +231,7 @@ fn compress_worker(level: u32, jobs: &Mutex<Receiver<Job>>, done: &Sender<Messag
 fn write_in_order<W: Write>(
     out: &mut W,
     out_path: &std::path::Path,
-    cancel: &CancelFlag,
+    cancel: &CancelToken,
     done: &Receiver<Message>,
     free: &SyncSender<Vec<u8>>,
 ) -> Result<GzipSummary, ArchiveError> {
@@ -305,7 +299,7 @@ mod tests {
             &mut out,
             "mem".as_ref(),
             &options,
-            &CancelFlag::new(),
+            &CancelToken::new(),
             |w| w.write_all(&data).map_err(|e| ArchiveError::io("mem", e)),
         )
         .unwrap();
@@ -330,7 +324,7 @@ mod tests {
             &mut out,
             "mem".as_ref(),
             &options,
-            &CancelFlag::new(),
+            &CancelToken::new(),
             |_| Ok(()),
         )
         .unwrap();
@@ -352,7 +346,7 @@ mod tests {
             &mut out,
             "mem".as_ref(),
             &options,
-            &CancelFlag::new(),
+            &CancelToken::new(),
             |w| {
                 w.write_all(&vec![1u8; 5 * CHUNK])
                     .map_err(|e| ArchiveError::io("mem", e))?;
@@ -370,7 +364,7 @@ mod cancel_tests {
 
     #[test]
     fn cancellation_stops_the_pipeline() {
-        let cancel = CancelFlag::new();
+        let cancel = CancelToken::new();
         let mut out = Vec::new();
         let options = GzipOptions {
             level: 6,

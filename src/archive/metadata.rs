@@ -22,6 +22,59 @@ pub struct BackupInfo {
     pub database_included: bool,
     pub sha256: Option<String>,
     pub extra: Map<String, Value>,
+    /// Whether Home Assistant Core is in the backup (a Supervisor backup may hold add-ons only).
+    pub homeassistant_included: bool,
+    /// Supervisor backups: the add-ons in them, as `{"name", "slug", "version"}` objects.
+    pub addons: Vec<Value>,
+    /// Supervisor backups: the folders in them (`share`, `media`, `ssl`, ...).
+    pub folders: Vec<String>,
+}
+
+/// The longest slug accepted; Home Assistant's are 8 characters, Supervisor's too.
+const MAX_SLUG: usize = 64;
+
+/// Whether `slug` can name a backup: slugs become file and object names (`<slug>.tar`), so only
+/// letters, digits, `-` and `_`, at most 64 of them. The one rule, for every caller.
+pub fn is_valid_slug(slug: &str) -> bool {
+    !slug.is_empty()
+        && slug.len() <= MAX_SLUG
+        && slug
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// The metadata dict a sync agent gets for a backup (Python's `BackupSyncMetadata`), and what
+/// the object-store agent keeps in its sidecar. The one builder: the manager's uploads, uploads
+/// of a file, listings from a backup.json and Home Assistant's adapter all carry these keys.
+pub fn sync_metadata(info: &BackupInfo) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("date".into(), Value::from(info.date.clone()));
+    m.insert("slug".into(), Value::from(info.slug.clone()));
+    m.insert("size".into(), Value::from(info.size));
+    m.insert("name".into(), Value::from(info.name.clone()));
+    m.insert(
+        "homeassistant".into(),
+        Value::from(info.homeassistant_version.clone().unwrap_or_default()),
+    );
+    m.insert("protected".into(), Value::from(info.protected));
+    if let Some(sha256) = &info.sha256 {
+        m.insert("sha256".into(), Value::from(sha256.clone()));
+    }
+    m.insert(
+        "database_included".into(),
+        Value::from(info.database_included),
+    );
+    m.insert(
+        "homeassistant_included".into(),
+        Value::from(info.homeassistant_included),
+    );
+    m.insert("addons".into(), Value::Array(info.addons.clone()));
+    m.insert(
+        "folders".into(),
+        Value::Array(info.folders.iter().cloned().map(Value::from).collect()),
+    );
+    m.insert("extra".into(), Value::Object(info.extra.clone()));
+    m
 }
 
 /// Home Assistant's slug: the first 8 hex digits of sha1("<date> - <name>", lowercased).
@@ -35,24 +88,28 @@ pub struct NewBackupJson<'a> {
     pub date: &'a str,
     pub name: &'a str,
     pub slug: &'a str,
-    pub instance_id: &'a str,
+    /// The whole `extra` object, as [`backup_extra`] makes it.
     pub extra: &'a Map<String, Value>,
     pub exclude_database: bool,
     pub ha_version: &'a str,
     pub protected: bool,
 }
 
-/// Compact JSON with Home Assistant's key order.
-pub fn render_backup_json(fields: &NewBackupJson<'_>) -> Vec<u8> {
+/// backup.json's `extra`: Home Assistant's `instance_id` and `with_automatic_settings` first,
+/// then the caller's own keys.
+pub fn backup_extra(instance_id: &str, caller: &Map<String, Value>) -> Map<String, Value> {
     let mut extra = Map::new();
-    extra.insert(
-        "instance_id".into(),
-        Value::String(fields.instance_id.into()),
-    );
+    extra.insert("instance_id".into(), Value::String(instance_id.into()));
     extra.insert("with_automatic_settings".into(), Value::Bool(false));
-    for (k, v) in fields.extra {
+    for (k, v) in caller {
         extra.insert(k.clone(), v.clone());
     }
+    extra
+}
+
+/// Compact JSON with Home Assistant's key order.
+pub fn render_backup_json(fields: &NewBackupJson<'_>) -> Vec<u8> {
+    let extra = fields.extra.clone();
     let mut homeassistant = Map::new();
     homeassistant.insert(
         "exclude_database".into(),
@@ -103,12 +160,7 @@ pub fn parse_backup_json(bytes: &[u8], path: &Path) -> Result<BackupInfo, Archiv
 
     let slug = text("slug")?;
     // The slug names files (`<slug>.tar`): one from a downloaded backup must not be a path.
-    let safe = !slug.is_empty()
-        && slug.len() <= 64
-        && slug
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if !safe {
+    if !is_valid_slug(&slug) {
         return Err(ArchiveError::invalid(
             path,
             format!("backup.json has an unsafe slug {slug:?} (letters, digits, '-' and '_' only)"),
@@ -134,6 +186,33 @@ pub fn parse_backup_json(bytes: &[u8], path: &Path) -> Result<BackupInfo, Archiv
         Some(Value::Object(m)) => m.clone(),
         _ => Map::new(),
     };
+    // Home Assistant's own reader: Core is in the backup when backup.json names its version.
+    let homeassistant_included = homeassistant_version.is_some();
+    let addons = match root.get("addons") {
+        Some(Value::Array(addons)) => addons
+            .iter()
+            .filter_map(Value::as_object)
+            .map(|addon| {
+                let field = |key: &str| {
+                    Value::from(addon.get(key).and_then(Value::as_str).unwrap_or_default())
+                };
+                let mut kept = Map::new();
+                kept.insert("name".into(), field("name"));
+                kept.insert("slug".into(), field("slug"));
+                kept.insert("version".into(), field("version"));
+                Value::Object(kept)
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let folders = match root.get("folders") {
+        Some(Value::Array(folders)) => folders
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    };
     Ok(BackupInfo {
         slug,
         name,
@@ -146,6 +225,9 @@ pub fn parse_backup_json(bytes: &[u8], path: &Path) -> Result<BackupInfo, Archiv
         database_included,
         sha256: None,
         extra,
+        homeassistant_included,
+        addons,
+        folders,
     })
 }
 
@@ -167,8 +249,7 @@ mod tests {
             date: "2025-01-01T00:00:00+00:00",
             name: "Test",
             slug: "1c1a3a12",
-            instance_id: "abc",
-            extra: &extra,
+            extra: &backup_extra("abc", &extra),
             exclude_database: false,
             ha_version: "2025.4.4",
             protected: false,
@@ -189,6 +270,12 @@ mod tests {
         assert!(info.protected);
         assert!(!info.database_included);
         assert_eq!(info.homeassistant_version.as_deref(), Some("2024.1.0"));
+        assert_eq!(info.folders, vec!["share".to_string()]);
+        assert!(info.homeassistant_included);
+        let meta = sync_metadata(&info);
+        assert_eq!(meta["folders"], serde_json::json!(["share"]));
+        assert_eq!(meta["homeassistant_included"], Value::Bool(true));
+        assert!(meta.get("sha256").is_none());
 
         let old = br#"{"slug": "0000aaaa", "name": "Old", "date": "2020-01-01", "homeassistant": "0.110.0"}"#;
         let info = parse_backup_json(old, Path::new("x.tar")).unwrap();

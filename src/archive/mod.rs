@@ -1,25 +1,30 @@
-//! The archiver: Home Assistant's backup format, written and read in pure Rust.
+//! The archiver: Home Assistant's backup format, written, read, checked and restored in pure
+//! Rust. `create` writes a backup, `read` finds its backup.json and inner archive, `extract`
+//! and `verify` decode it, `restore` swaps it into a config dir, `local` lists a folder of them;
+//! `metadata` is backup.json and the metadata sync agents get.
 
-pub(crate) mod atomic;
-mod cancel;
 mod create;
 mod deflate;
 mod error;
 mod excludes;
 mod extract;
 mod gzip;
+mod local;
 pub(crate) mod metadata;
 mod priority;
 mod read;
+mod restore;
 mod tar_header;
 mod verify;
 mod walk;
 
-pub use cancel::CancelFlag;
+pub use crate::common::{CancelToken, Cancelled};
 pub use create::{create_archive, CreateOptions, ProgressFn, DEFAULT_HA_VERSION};
 pub use error::{ArchiveError, IoContext};
-pub use excludes::{Excludes, Pattern, DATABASE_EXCLUDES, DEFAULT_EXCLUDES};
+pub use excludes::{Excludes, Pattern, DATABASE_FILES, DEFAULT_EXCLUDES};
 pub use extract::{extract_archive, extract_protected_archive, ExtractSummary};
-pub use metadata::{make_slug, BackupInfo};
-pub use read::{read_backup, validate_password};
+pub use local::{check_backup_file, find_local, list_local, Expected, LocalListing};
+pub use metadata::{is_valid_slug, make_slug, sync_metadata, BackupInfo};
+pub use read::{read_backup, read_backup_json, validate_password, MAX_METADATA};
+pub use restore::{recover, restore_into, RestoreOptions, RestoreReport};
 pub use verify::{verify_archive, VerifyReport};

@@ -9,7 +9,8 @@ use super::{ArchiveError, IoContext};
 use crate::securetar::{CryptoError, Decryptor, Header};
 
 const METADATA_NAMES: &[&str] = &["backup.json", "snapshot.json"];
-const MAX_METADATA: u64 = 4 * 1024 * 1024;
+/// The largest backup.json read; real ones are a few hundred bytes.
+pub const MAX_METADATA: u64 = 4 * 1024 * 1024;
 
 /// Where the inner Home Assistant archive sits inside the outer tar.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +31,63 @@ fn normalized(name: &[u8]) -> &[u8] {
     name.strip_prefix(b"./").unwrap_or(name)
 }
 
+/// Reads backup.json out of a member of the outer tar, refusing an implausible or cut one.
+fn metadata_of_entry<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    path: &Path,
+) -> Result<BackupInfo, ArchiveError> {
+    let size = entry.size();
+    if size > MAX_METADATA {
+        return Err(ArchiveError::invalid(
+            path,
+            "backup.json is implausibly large",
+        ));
+    }
+    let mut bytes = Vec::new();
+    entry
+        .by_ref()
+        .take(MAX_METADATA)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ArchiveError::invalid(path, format!("truncated backup.json: {e}")))?;
+    if (bytes.len() as u64) < size {
+        return Err(ArchiveError::invalid(
+            path,
+            "the file is truncated: it ends inside backup.json",
+        ));
+    }
+    parse_backup_json(&bytes, path)
+}
+
+fn is_metadata(name: &[u8]) -> bool {
+    METADATA_NAMES.iter().any(|m| name == m.as_bytes())
+}
+
+/// Members that may precede backup.json (PAX headers, a leading directory entry) before we
+/// give up looking for it in a stream.
+const MEMBERS_BEFORE_METADATA: usize = 4;
+
+/// backup.json from the first bytes of a backup's outer tar: a local file's reader, or the
+/// first bytes of a stored object (`path` names it in errors). backup.json is the first member
+/// of every Home Assistant and Supervisor backup, so nothing past it is read.
+pub fn read_backup_json<R: Read>(reader: R, path: &Path) -> Result<BackupInfo, ArchiveError> {
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive
+        .entries()
+        .map_err(|e| ArchiveError::invalid(path, format!("not a tar archive: {e}")))?;
+    for entry in entries.take(MEMBERS_BEFORE_METADATA) {
+        let mut entry =
+            entry.map_err(|e| ArchiveError::invalid(path, format!("corrupt tar archive: {e}")))?;
+        let name = entry.path_bytes().into_owned();
+        if is_metadata(normalized(&name)) {
+            return metadata_of_entry(&mut entry, path);
+        }
+    }
+    Err(ArchiveError::invalid(
+        path,
+        "no backup.json at the start of the archive",
+    ))
+}
+
 /// Reads the outer tar's headers (seeking over member data) and its backup.json.
 pub fn read_outer(path: &Path) -> Result<OuterListing, ArchiveError> {
     let file = File::open(path).at(path)?;
@@ -45,20 +103,8 @@ pub fn read_outer(path: &Path) -> Result<OuterListing, ArchiveError> {
             entry.map_err(|e| ArchiveError::invalid(path, format!("corrupt tar archive: {e}")))?;
         let name = entry.path_bytes().into_owned();
         let name = normalized(&name);
-        if info.is_none() && METADATA_NAMES.iter().any(|m| name == m.as_bytes()) {
-            if entry.size() > MAX_METADATA {
-                return Err(ArchiveError::invalid(
-                    path,
-                    "backup.json is implausibly large",
-                ));
-            }
-            let mut bytes = Vec::new();
-            entry
-                .by_ref()
-                .take(MAX_METADATA)
-                .read_to_end(&mut bytes)
-                .map_err(|e| ArchiveError::invalid(path, format!("truncated backup.json: {e}")))?;
-            info = Some(parse_backup_json(&bytes, path)?);
+        if info.is_none() && is_metadata(name) {
+            info = Some(metadata_of_entry(&mut entry, path)?);
         } else if name == b"homeassistant.tar.gz" || name == b"homeassistant.tar" {
             inner = Some(InnerMember {
                 offset: entry.raw_file_position(),
@@ -87,12 +133,12 @@ pub fn read_backup(path: &Path) -> Result<BackupInfo, ArchiveError> {
     Ok(read_outer(path)?.info)
 }
 
+/// A backup's backup.json, where its inner archive is, and that archive's bytes (decrypted).
+pub type Opened = (BackupInfo, InnerMember, Box<dyn Read + Send>);
+
 /// Opens the inner member, decrypted when the backup is protected: the stream a gzip (or tar)
 /// reader can consume. Checks the password before anything else happens.
-pub fn open_inner(
-    path: &Path,
-    password: Option<&str>,
-) -> Result<(BackupInfo, InnerMember, Box<dyn Read + Send>), ArchiveError> {
+pub fn open_inner(path: &Path, password: Option<&str>) -> Result<Opened, ArchiveError> {
     let listing = read_outer(path)?;
     let mut inner = listing
         .inner

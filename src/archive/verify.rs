@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::extract::InnerStream;
 use super::read::{open_inner, securetar_version};
-use super::{ArchiveError, CancelFlag};
+use super::{ArchiveError, CancelToken};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VerifyReport {
@@ -21,7 +21,7 @@ pub struct VerifyReport {
 pub fn verify_archive(
     path: &Path,
     password: Option<&str>,
-    cancel: &CancelFlag,
+    cancel: &CancelToken,
 ) -> Result<VerifyReport, ArchiveError> {
     let version = securetar_version(path)?;
     let (info, inner, raw) = open_inner(path, password)?;

@@ -1,231 +1,153 @@
-//! `create_archive`, `read_backup` and `extract_archive`, each async one with a sync twin.
+//! The archiver's functions for Python: create, read, list, extract, verify, restore, each async
+//! one with a sync twin. Options are converted here; the work is `crate::archive`'s.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use serde_json::{Map, Value};
+use pyo3::types::PyDict;
+use serde_json::Value;
 
 use super::backup::Backup;
-use super::blocking::{run_interruptible, CancelOnDrop};
-use super::errors::{convert, to_py};
-use super::progress::{relay, Progress};
-use crate::archive::{self, ArchiveError, CancelFlag, CreateOptions, ExtractSummary, VerifyReport};
-use tokio::task::JoinHandle;
+use super::runtime::awaitable::future_into_py;
+use super::runtime::blocking::{run_cancellable, run_interruptible};
+use super::runtime::cancel::{token, CancelToken};
+use super::runtime::progress;
+use crate::archive::{
+    self, ArchiveError, CreateOptions, ExtractSummary, RestoreOptions, RestoreReport, VerifyReport,
+};
+use crate::common::Progress;
 
-/// Lets the Python wrapper stop blocking work it started, and wait for its clean-up.
-#[pyclass(module = "habackup._core")]
-#[derive(Clone, Default)]
-pub struct CancelToken(CancelFlag);
-
-#[pymethods]
-impl CancelToken {
-    #[new]
-    fn new() -> Self {
-        Self::default()
-    }
-
-    fn cancel(&self) {
-        self.0.cancel();
-    }
-
-    #[getter]
-    fn cancelled(&self) -> bool {
-        self.0.is_cancelled()
-    }
-}
-
-impl CancelToken {
-    pub fn flag(&self) -> CancelFlag {
-        self.0.clone()
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn create_options(
-    name: String,
-    include_database: bool,
-    excludes: Option<Vec<String>>,
-    ha_version: Option<String>,
-    extra: Option<&Bound<'_, PyAny>>,
-    compresslevel: u32,
-    threads: Option<usize>,
-    password: Option<String>,
-    securetar_version: u8,
-) -> Result<CreateOptions, ArchiveError> {
-    let mut options = CreateOptions::new(name);
-    options.password = password;
-    options.securetar_version = securetar_version;
-    options.include_database = include_database;
-    options.excludes = excludes;
-    options.ha_version = ha_version;
-    options.compresslevel = compresslevel;
-    if let Some(threads) = threads {
-        if threads == 0 {
-            return Err(ArchiveError::InvalidArgument(
-                "threads must be at least 1".into(),
-            ));
+/// `habackup.CreateOptions` (a dict) as the engine's options, and its `on_progress`.
+fn create_options(options: &Bound<'_, PyDict>) -> PyResult<(CreateOptions, Option<Py<PyAny>>)> {
+    let mut created = CreateOptions::new(String::new());
+    let mut named = false;
+    let mut on_progress = None;
+    for (key, value) in options.iter() {
+        let key: String = key.extract()?;
+        if value.is_none() && key != "name" {
+            continue;
         }
-        options.threads = threads;
+        match key.as_str() {
+            "name" => {
+                created.name = value.extract()?;
+                named = true;
+            }
+            "include_database" => created.include_database = value.extract()?,
+            "excludes" => created.excludes = Some(value.extract()?),
+            "ha_version" => created.ha_version = Some(value.extract()?),
+            "extra" => {
+                let extra: Value = pythonize::depythonize(&value).map_err(|e| {
+                    ArchiveError::InvalidArgument(format!(
+                        "extra must be a JSON-compatible mapping: {e}"
+                    ))
+                })?;
+                let Value::Object(extra) = extra else {
+                    return Err(
+                        ArchiveError::InvalidArgument("extra must be a mapping".into()).into(),
+                    );
+                };
+                created.extra = extra;
+            }
+            "compresslevel" => created.compresslevel = value.extract()?,
+            "threads" => {
+                created.threads = value.extract()?;
+                if created.threads == 0 {
+                    return Err(
+                        ArchiveError::InvalidArgument("threads must be at least 1".into()).into(),
+                    );
+                }
+            }
+            "on_progress" => on_progress = Some(value.unbind()),
+            "password" => created.password = Some(value.extract()?),
+            "securetar_version" => created.securetar_version = value.extract()?,
+            other => {
+                return Err(PyTypeError::new_err(format!(
+                    "create_archive() got an unexpected keyword argument {other:?}"
+                )))
+            }
+        }
     }
-    if let Some(extra) = extra {
-        let value: Value = pythonize::depythonize(extra).map_err(|e| {
-            ArchiveError::InvalidArgument(format!("extra must be a JSON-compatible mapping: {e}"))
-        })?;
-        let Value::Object(map) = value else {
-            return Err(ArchiveError::InvalidArgument(
-                "extra must be a mapping".into(),
-            ));
-        };
-        options.extra = map;
-    } else {
-        options.extra = Map::new();
+    if !named {
+        return Err(PyTypeError::new_err(
+            "create_archive() missing required keyword argument: 'name'",
+        ));
     }
-    Ok(options)
+    Ok((created, on_progress))
 }
 
 fn run_create(
     config_dir: PathBuf,
     path: PathBuf,
     options: CreateOptions,
-    cancel: CancelFlag,
+    cancel: &crate::common::CancelToken,
     progress: Option<Progress>,
 ) -> Result<Backup, ArchiveError> {
     let callback = progress.as_deref().map(|p| p as &(dyn Fn(u64, u64) + Sync));
-    archive::create_archive(&config_dir, &path, &options, &cancel, callback).map(Backup::from)
-}
-
-/// Calls a Python callback from a worker thread; a failing callback is logged, never fatal.
-fn sync_progress(callback: Py<PyAny>) -> Progress {
-    Arc::new(move |done, total| {
-        Python::attach(|py| {
-            if let Err(err) = callback.call1(py, (done, total)) {
-                err.print(py);
-            }
-        });
-    })
-}
-
-/// Schedules the callback on the event loop so it runs on the loop's thread, like every asyncio
-/// callback; see `progress` for why a relay task does it.
-pub(super) fn loop_progress(
-    event_loop: Py<PyAny>,
-    callback: Py<PyAny>,
-) -> (Progress, JoinHandle<()>) {
-    relay(move |py, done, total| {
-        if let Err(err) =
-            event_loop.call_method1(py, "call_soon_threadsafe", (&callback, done, total))
-        {
-            err.print(py);
-        }
-    })
+    archive::create_archive(&config_dir, &path, &options, cancel, callback).map(Backup::from)
 }
 
 #[pyfunction]
-#[pyo3(signature = (config_dir, path, *, name, include_database=true, excludes=None, ha_version=None,
-                    extra=None, compresslevel=6, threads=None, on_progress=None, password=None,
-                    securetar_version=3))]
-#[allow(clippy::too_many_arguments)]
 pub fn create_archive(
     py: Python<'_>,
     config_dir: PathBuf,
     path: PathBuf,
-    name: String,
-    include_database: bool,
-    excludes: Option<Vec<String>>,
-    ha_version: Option<String>,
-    extra: Option<Bound<'_, PyAny>>,
-    compresslevel: u32,
-    threads: Option<usize>,
-    on_progress: Option<Py<PyAny>>,
-    password: Option<String>,
-    securetar_version: u8,
+    options: Bound<'_, PyDict>,
 ) -> PyResult<Backup> {
-    let options = create_options(
-        name,
-        include_database,
-        excludes,
-        ha_version,
-        extra.as_ref(),
-        compresslevel,
-        threads,
-        password,
-        securetar_version,
-    )
-    .map_err(|e| to_py(py, e))?;
-    let cancel = CancelFlag::new();
-    let progress = on_progress.map(sync_progress);
-    let work_cancel = cancel.clone();
-    let result = run_interruptible(py, &cancel, move || {
-        run_create(config_dir, path, options, work_cancel, progress)
-    })?;
-    result.map_err(|e| to_py(py, e))
+    let (options, on_progress) = create_options(&options)?;
+    let progress = on_progress.map(progress::on_thread);
+    run_interruptible(py, move |cancel| {
+        run_create(config_dir, path, options, &cancel, progress)
+    })
 }
 
 #[pyfunction]
-#[pyo3(signature = (config_dir, path, *, name, include_database=true, excludes=None, ha_version=None,
-                    extra=None, compresslevel=6, threads=None, on_progress=None, password=None,
-                    securetar_version=3, cancel=None))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (config_dir, path, options, cancel=None))]
 pub fn create_archive_async<'py>(
     py: Python<'py>,
     config_dir: PathBuf,
     path: PathBuf,
-    name: String,
-    include_database: bool,
-    excludes: Option<Vec<String>>,
-    ha_version: Option<String>,
-    extra: Option<Bound<'py, PyAny>>,
-    compresslevel: u32,
-    threads: Option<usize>,
-    on_progress: Option<Py<PyAny>>,
-    password: Option<String>,
-    securetar_version: u8,
+    options: Bound<'py, PyDict>,
     cancel: Option<PyRef<'_, CancelToken>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let options = create_options(
-        name,
-        include_database,
-        excludes,
-        ha_version,
-        extra.as_ref(),
-        compresslevel,
-        threads,
-        password,
-        securetar_version,
-    )
-    .map_err(|e| to_py(py, e))?;
-    let cancel = cancel.map(|c| c.0.clone()).unwrap_or_default();
-    let (progress, relay_task) = match on_progress {
-        Some(callback) => {
-            let event_loop = pyo3_async_runtimes::tokio::get_current_loop(py)?.unbind();
-            let (progress, task) = loop_progress(event_loop, callback);
-            (Some(progress), Some(task))
-        }
-        None => (None, None),
-    };
-    let guard = CancelOnDrop(cancel.clone());
-    super::awaitable::future_into_py(py, async move {
-        let _guard = guard;
-        let work = tokio::task::spawn_blocking(move || {
-            run_create(config_dir, path, options, cancel, progress)
-        });
-        let result = work.await.map_err(|e| {
-            pyo3::exceptions::PyRuntimeError::new_err(format!("archive task failed: {e}"))
-        });
-        if let Some(task) = relay_task {
+    let (options, on_progress) = create_options(&options)?;
+    let (progress, relay) = progress::on_loop(py, on_progress)?;
+    let cancel = token(cancel);
+    future_into_py(py, async move {
+        let result = run_cancellable(&cancel, move |cancel| {
+            run_create(config_dir, path, options, &cancel, progress)
+        })
+        .await;
+        if let Some(relay) = relay {
             // The last progress figures reach the loop before the result does.
-            let _ = task.await;
+            let _ = relay.await;
         }
-        convert(result?)
+        result
     })
 }
 
 #[pyfunction]
 pub fn read_backup(py: Python<'_>, path: PathBuf) -> PyResult<Backup> {
     let result = py.detach(|| archive::read_backup(&path));
-    result.map(Backup::from).map_err(|e| to_py(py, e))
+    Ok(Backup::from(result?))
+}
+
+/// `(backups, errors)`: the readable `*.tar` backups in `dir`, oldest first, and an
+/// `InvalidBackupError` (or `ArchiveError`) for each `*.tar` that is not one.
+#[pyfunction]
+pub fn list_backups(py: Python<'_>, dir: PathBuf) -> PyResult<(Vec<Backup>, Vec<PyErr>)> {
+    let listing = py.detach(|| archive::list_local(&dir))?;
+    Ok((
+        listing.backups.into_iter().map(Backup::from).collect(),
+        listing.skipped.into_iter().map(PyErr::from).collect(),
+    ))
+}
+
+/// Whether `slug` can name a backup (letters, digits, `-` and `_`, at most 64).
+#[pyfunction]
+pub fn is_valid_slug(slug: &str) -> bool {
+    archive::is_valid_slug(slug)
 }
 
 fn summary_dict(summary: ExtractSummary) -> HashMap<&'static str, u64> {
@@ -245,12 +167,10 @@ pub fn extract_archive(
     dest: PathBuf,
     password: Option<String>,
 ) -> PyResult<HashMap<&'static str, u64>> {
-    let cancel = CancelFlag::new();
-    let work_cancel = cancel.clone();
-    let result = run_interruptible(py, &cancel, move || {
-        archive::extract_protected_archive(&path, &dest, password.as_deref(), &work_cancel)
-    })?;
-    result.map(summary_dict).map_err(|e| to_py(py, e))
+    run_interruptible(py, move |cancel| {
+        archive::extract_protected_archive(&path, &dest, password.as_deref(), &cancel)
+            .map(summary_dict)
+    })
 }
 
 #[pyfunction]
@@ -262,25 +182,20 @@ pub fn extract_archive_async<'py>(
     password: Option<String>,
     cancel: Option<PyRef<'py, CancelToken>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let cancel = cancel.map(|c| c.0.clone()).unwrap_or_default();
-    let guard = CancelOnDrop(cancel.clone());
-    super::awaitable::future_into_py(py, async move {
-        let _guard = guard;
-        let work = tokio::task::spawn_blocking(move || {
+    let cancel = token(cancel);
+    future_into_py(py, async move {
+        run_cancellable(&cancel, move |cancel| {
             archive::extract_protected_archive(&path, &dest, password.as_deref(), &cancel)
-        });
-        let result = work.await.map_err(|e| {
-            pyo3::exceptions::PyRuntimeError::new_err(format!("extract task failed: {e}"))
-        })?;
-        convert(result.map(summary_dict))
+                .map(summary_dict)
+        })
+        .await
     })
 }
 
 /// Whether `password` opens the backup (the cheap key check; Argon2 runs without the GIL).
 #[pyfunction]
 pub fn validate_password(py: Python<'_>, path: PathBuf, password: String) -> PyResult<bool> {
-    let result = py.detach(|| archive::validate_password(&path, &password));
-    result.map_err(|e| to_py(py, e))
+    Ok(py.detach(|| archive::validate_password(&path, &password))?)
 }
 
 fn report_dict(report: VerifyReport) -> HashMap<&'static str, Option<u64>> {
@@ -299,12 +214,9 @@ pub fn verify_archive(
     path: PathBuf,
     password: Option<String>,
 ) -> PyResult<HashMap<&'static str, Option<u64>>> {
-    let cancel = CancelFlag::new();
-    let work_cancel = cancel.clone();
-    let result = run_interruptible(py, &cancel, move || {
-        archive::verify_archive(&path, password.as_deref(), &work_cancel)
-    })?;
-    result.map(report_dict).map_err(|e| to_py(py, e))
+    run_interruptible(py, move |cancel| {
+        archive::verify_archive(&path, password.as_deref(), &cancel).map(report_dict)
+    })
 }
 
 #[pyfunction]
@@ -315,16 +227,77 @@ pub fn verify_archive_async<'py>(
     password: Option<String>,
     cancel: Option<PyRef<'py, CancelToken>>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    let cancel = cancel.map(|c| c.0.clone()).unwrap_or_default();
-    let guard = CancelOnDrop(cancel.clone());
-    super::awaitable::future_into_py(py, async move {
-        let _guard = guard;
-        let work = tokio::task::spawn_blocking(move || {
-            archive::verify_archive(&path, password.as_deref(), &cancel)
-        });
-        let result = work.await.map_err(|e| {
-            pyo3::exceptions::PyRuntimeError::new_err(format!("verify task failed: {e}"))
-        })?;
-        convert(result.map(report_dict))
+    let cancel = token(cancel);
+    future_into_py(py, async move {
+        run_cancellable(&cancel, move |cancel| {
+            archive::verify_archive(&path, password.as_deref(), &cancel).map(report_dict)
+        })
+        .await
+    })
+}
+
+fn restore_dict(
+    py: Python<'_>,
+    report: RestoreReport,
+    config_dir: &std::path::Path,
+) -> PyResult<Py<PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("slug", report.slug)?;
+    d.set_item("name", report.name)?;
+    d.set_item("config_dir", config_dir.display().to_string())?;
+    d.set_item("database_restored", report.database_restored)?;
+    d.set_item("database_in_backup", report.database_in_backup)?;
+    for (key, value) in summary_dict(report.summary) {
+        d.set_item(key, value)?;
+    }
+    Ok(d.unbind())
+}
+
+fn restore_options(password: Option<String>, restore_database: bool) -> RestoreOptions {
+    RestoreOptions {
+        password,
+        restore_database,
+        keep: Vec::new(),
+    }
+}
+
+#[pyfunction]
+#[pyo3(signature = (path, config_dir, *, password=None, restore_database=true))]
+pub fn restore_archive(
+    py: Python<'_>,
+    path: PathBuf,
+    config_dir: PathBuf,
+    password: Option<String>,
+    restore_database: bool,
+) -> PyResult<Py<PyDict>> {
+    let config_dir = std::path::absolute(&config_dir).unwrap_or(config_dir);
+    let options = restore_options(password, restore_database);
+    let dir = config_dir.clone();
+    let report = run_interruptible(py, move |cancel| {
+        archive::restore_into(&path, &dir, &options, &cancel)
+    })?;
+    restore_dict(py, report, &config_dir)
+}
+
+#[pyfunction]
+#[pyo3(signature = (path, config_dir, *, password=None, restore_database=true, cancel=None))]
+pub fn restore_archive_async<'py>(
+    py: Python<'py>,
+    path: PathBuf,
+    config_dir: PathBuf,
+    password: Option<String>,
+    restore_database: bool,
+    cancel: Option<PyRef<'py, CancelToken>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let config_dir = std::path::absolute(&config_dir).unwrap_or(config_dir);
+    let options = restore_options(password, restore_database);
+    let cancel = token(cancel);
+    future_into_py(py, async move {
+        let dir = config_dir.clone();
+        let report = run_cancellable(&cancel, move |cancel| {
+            archive::restore_into(&path, &dir, &options, &cancel)
+        })
+        .await?;
+        Python::attach(|py| restore_dict(py, report, &config_dir))
     })
 }

@@ -1,68 +1,202 @@
-//! Maps engine errors to habackup's Python exception hierarchy (defined in `habackup.errors`).
+//! Every error that leaves the engine for Python, mapped in this one place to habackup's
+//! exception hierarchy (defined in Python, `habackup.errors`, and looked up once per class).
 
 use pyo3::exceptions::asyncio::CancelledError;
+use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
-use pyo3::types::PyDict;
+use pyo3::types::{PyDict, PyType};
+use pyo3::PyTypeInfo;
 
 use crate::archive::ArchiveError;
+use crate::common::redact::redact_urls;
+use crate::common::Cancelled;
 use crate::store::StoreError;
 
-fn raise(py: Python<'_>, class: &str, message: String, path: Option<String>) -> PyErr {
+mod classes {
+    pyo3::import_exception!(habackup.errors, ArchiveError);
+    pyo3::import_exception!(habackup.errors, BackupAgentConfigError);
+    pyo3::import_exception!(habackup.errors, BackupAgentError);
+    pyo3::import_exception!(habackup.errors, BackupAgentUnreachableError);
+    pyo3::import_exception!(habackup.errors, BackupError);
+    pyo3::import_exception!(habackup.errors, BackupHookError);
+    pyo3::import_exception!(habackup.errors, BackupManagerError);
+    pyo3::import_exception!(habackup.errors, BackupNotFound);
+    pyo3::import_exception!(habackup.errors, BackupPlatformError);
+    pyo3::import_exception!(habackup.errors, IncorrectPasswordError);
+    pyo3::import_exception!(habackup.errors, InvalidBackupError);
+    pyo3::import_exception!(habackup.errors, UnsupportedBackupError);
+}
+
+/// What went wrong, as habackup's Python code will see it.
+#[derive(Debug)]
+pub enum Error {
+    Archive(ArchiveError),
+    Store(StoreError),
+    /// The manager cannot do what was asked (busy, unknown agent, bad argument).
+    Manager(String),
+    /// An integration's backup platform is malformed.
+    Platform(String),
+    /// No backup with that slug or id.
+    NotFound(String),
+    /// An agent failed; its own exception, if any, becomes the `__cause__`.
+    Agent(String, Option<PyErr>),
+    /// A pre or post backup hook raised.
+    Hook {
+        message: String,
+        domain: String,
+        stage: &'static str,
+        cause: PyErr,
+    },
+    Cancelled,
+}
+
+impl From<ArchiveError> for Error {
+    fn from(err: ArchiveError) -> Self {
+        Error::Archive(err)
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        Error::Store(err)
+    }
+}
+
+impl From<Cancelled> for Error {
+    fn from(_: Cancelled) -> Self {
+        Error::Cancelled
+    }
+}
+
+/// `class(message, **kwargs)`, with `cause` as its `__cause__`.
+fn build(
+    py: Python<'_>,
+    class: Bound<'_, PyType>,
+    message: String,
+    kwargs: &[(&str, String)],
+    cause: Option<PyErr>,
+) -> PyErr {
     let built = (|| -> PyResult<PyErr> {
-        let errors = py.import("habackup.errors")?;
-        let kwargs = PyDict::new(py);
-        if let Some(path) = path {
-            kwargs.set_item("path", path)?;
+        let kw = PyDict::new(py);
+        for (key, value) in kwargs {
+            kw.set_item(key, value)?;
         }
-        let exc = errors.getattr(class)?.call((message,), Some(&kwargs))?;
-        Ok(PyErr::from_value(exc))
+        let err = PyErr::from_value(class.call((message,), Some(&kw))?);
+        if let Some(cause) = cause {
+            err.set_cause(py, Some(cause));
+        }
+        Ok(err)
     })();
     built.unwrap_or_else(|e| e)
 }
 
-pub fn to_py(py: Python<'_>, err: ArchiveError) -> PyErr {
+fn archive_error(py: Python<'_>, err: ArchiveError) -> PyErr {
+    use classes as py_class;
     let message = err.to_string();
-    match err {
-        ArchiveError::Io { path, .. } => raise(
-            py,
-            "ArchiveError",
-            message,
-            Some(path.display().to_string()),
+    let (class, path) = match &err {
+        ArchiveError::Io { path, .. } | ArchiveError::Failed { path, .. } => {
+            (py_class::ArchiveError::type_object(py), Some(path))
+        }
+        ArchiveError::InvalidBackup { path, .. } => {
+            (py_class::InvalidBackupError::type_object(py), Some(path))
+        }
+        ArchiveError::IncorrectPassword { path, .. } => (
+            py_class::IncorrectPasswordError::type_object(py),
+            Some(path),
         ),
-        ArchiveError::InvalidBackup { path, .. } => raise(
-            py,
-            "InvalidBackupError",
-            message,
-            Some(path.display().to_string()),
+        ArchiveError::Unsupported { path, .. } => (
+            py_class::UnsupportedBackupError::type_object(py),
+            Some(path),
         ),
-        ArchiveError::IncorrectPassword { path, .. } => raise(
-            py,
-            "IncorrectPasswordError",
-            message,
-            Some(path.display().to_string()),
-        ),
-        ArchiveError::Unsupported { path, .. } => raise(
-            py,
-            "UnsupportedBackupError",
-            message,
-            Some(path.display().to_string()),
-        ),
-        ArchiveError::InvalidArgument(_) => raise(py, "ArchiveError", message, None),
-        ArchiveError::Cancelled => CancelledError::new_err("operation cancelled"),
+        ArchiveError::InvalidArgument(_) => (py_class::ArchiveError::type_object(py), None),
+        ArchiveError::Cancelled => return CancelledError::new_err("operation cancelled"),
+    };
+    let kwargs: Vec<(&str, String)> = path
+        .map(|p| vec![("path", p.display().to_string())])
+        .unwrap_or_default();
+    build(py, class, message, &kwargs, None)
+}
+
+fn store_error(py: Python<'_>, err: StoreError) -> PyErr {
+    use classes::*;
+    let class = match err {
+        StoreError::InvalidConfig(_) => BackupAgentConfigError::type_object(py),
+        StoreError::Unreachable(_) => BackupAgentUnreachableError::type_object(py),
+        StoreError::NotFound(_) => BackupNotFound::type_object(py),
+        StoreError::Failed(_) => BackupAgentError::type_object(py),
+        StoreError::Archive(err) => return archive_error(py, err),
+        StoreError::Cancelled => return CancelledError::new_err("operation cancelled"),
+    };
+    build(py, class, err.to_string(), &[], None)
+}
+
+impl From<Error> for PyErr {
+    fn from(err: Error) -> PyErr {
+        use classes::*;
+        Python::attach(|py| match err {
+            Error::Archive(err) => archive_error(py, err),
+            Error::Store(err) => store_error(py, err),
+            Error::Manager(message) => {
+                build(py, BackupManagerError::type_object(py), message, &[], None)
+            }
+            Error::Platform(message) => {
+                build(py, BackupPlatformError::type_object(py), message, &[], None)
+            }
+            Error::NotFound(message) => {
+                build(py, BackupNotFound::type_object(py), message, &[], None)
+            }
+            Error::Agent(message, cause) => {
+                build(py, BackupAgentError::type_object(py), message, &[], cause)
+            }
+            Error::Hook {
+                message,
+                domain,
+                stage,
+                cause,
+            } => build(
+                py,
+                BackupHookError::type_object(py),
+                message,
+                &[("domain", domain), ("stage", stage.to_string())],
+                Some(cause),
+            ),
+            Error::Cancelled => CancelledError::new_err("operation cancelled"),
+        })
     }
 }
 
-pub fn convert<T>(result: Result<T, ArchiveError>) -> PyResult<T> {
-    result.map_err(|e| Python::attach(|py| to_py(py, e)))
+impl From<ArchiveError> for PyErr {
+    fn from(err: ArchiveError) -> PyErr {
+        Error::Archive(err).into()
+    }
 }
 
-pub fn store_to_py(py: Python<'_>, err: StoreError) -> PyErr {
-    match err {
-        StoreError::InvalidConfig(message) => raise(py, "BackupAgentConfigError", message, None),
-        StoreError::Unreachable(message) => raise(py, "BackupAgentUnreachableError", message, None),
-        StoreError::NotFound(message) => raise(py, "BackupNotFound", message, None),
-        StoreError::Failed(message) => raise(py, "BackupAgentError", message, None),
-        StoreError::Archive(err) => to_py(py, err),
-        StoreError::Cancelled => CancelledError::new_err("operation cancelled"),
+impl From<StoreError> for PyErr {
+    fn from(err: StoreError) -> PyErr {
+        Error::Store(err).into()
     }
+}
+
+/// `"Type: message"`, the way a failed agent or hook is reported (URLs redacted).
+pub fn describe(py: Python<'_>, err: &PyErr) -> String {
+    let name = err
+        .get_type(py)
+        .name()
+        .map_or_else(|_| "Exception".to_string(), |n| n.to_string());
+    let message = redact_urls(&err.value(py).to_string());
+    if message.is_empty() {
+        name
+    } else {
+        format!("{name}: {message}")
+    }
+}
+
+/// KeyboardInterrupt, SystemExit, CancelledError...: never recorded as a failure, always raised.
+pub fn is_fatal(py: Python<'_>, err: &PyErr) -> bool {
+    !err.is_instance_of::<PyException>(py)
+}
+
+/// Whether `err` is one of habackup's own (an agent's BackupNotFound, say): it passes through.
+pub fn is_backup_error(py: Python<'_>, err: &PyErr) -> bool {
+    err.is_instance(py, &classes::BackupError::type_object(py))
 }

@@ -1,16 +1,16 @@
 //! The pyo3 layer: converts types and errors between Python and the pure-Rust engine.
+//!
+//! `archive` (the archiver's functions), `object_store` (the built-in agent's client), `agent`
+//! (the `BackupSyncAgent` base class), `backup` (the `Backup` type) and `manager` (the manager's
+//! verbs) are bindings; `runtime` is the plumbing they share; `errors` maps every engine error
+//! to habackup's exceptions.
 
 mod agent;
 mod archive;
-mod awaitable;
 mod backup;
-mod blocking;
-mod bridge;
 mod errors;
-mod logging;
 mod manager;
 mod object_store;
-mod progress;
 mod runtime;
 
 use pyo3::prelude::*;
@@ -21,26 +21,27 @@ mod _core {
     use super::agent::BackupSyncAgent;
     #[pymodule_export]
     use super::archive::{
-        create_archive, create_archive_async, extract_archive, extract_archive_async, read_backup,
-        validate_password, verify_archive, verify_archive_async, CancelToken,
+        create_archive, create_archive_async, extract_archive, extract_archive_async,
+        is_valid_slug, list_backups, read_backup, restore_archive, restore_archive_async,
+        validate_password, verify_archive, verify_archive_async,
     };
     #[pymodule_export]
-    use super::awaitable::wait_for_idle;
-    #[pymodule_export]
     use super::backup::Backup;
-    #[pymodule_export]
-    use super::bridge::AbortToken;
     #[pymodule_export]
     use super::manager::BackupManagerCore;
     #[pymodule_export]
     use super::object_store::ObjectStoreClient;
+    #[pymodule_export]
+    use super::runtime::awaitable::wait_for_idle;
+    #[pymodule_export]
+    use super::runtime::cancel::CancelToken;
 
     use pyo3::prelude::*;
 
     #[pymodule_init]
     fn init(m: &Bound<'_, PyModule>) -> PyResult<()> {
         super::runtime::init();
-        super::logging::init();
+        super::runtime::logging::init();
         let excludes: Vec<&str> = crate::archive::DEFAULT_EXCLUDES.to_vec();
         m.add(
             "DEFAULT_EXCLUDES",

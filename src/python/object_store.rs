@@ -8,50 +8,23 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use serde_json::Value;
 
-use super::archive::{loop_progress, CancelToken};
-use super::blocking::CancelOnDrop;
-use super::errors::store_to_py;
-use crate::archive::CancelFlag;
-use crate::store::{Kind, Metadata, Progress, StoreAgent, StoreError};
+use super::runtime::awaitable::future_into_py;
+use super::runtime::cancel::{token, CancelToken};
+use super::runtime::progress;
+use crate::store::{Kind, Metadata, StoreAgent, StoreError};
 
 #[pyclass(module = "habackup._core", frozen)]
 pub struct ObjectStoreClient {
     agent: Arc<StoreAgent>,
 }
 
-fn err(e: StoreError) -> PyErr {
-    Python::attach(|py| store_to_py(py, e))
-}
-
 fn to_metadata(value: &Bound<'_, PyAny>) -> PyResult<Metadata> {
     let value: Value = pythonize::depythonize(value).map_err(|e| {
-        Python::attach(|py| {
-            store_to_py(
-                py,
-                StoreError::InvalidConfig(format!("metadata must be a JSON-compatible dict: {e}")),
-            )
-        })
+        StoreError::InvalidConfig(format!("metadata must be a JSON-compatible dict: {e}"))
     })?;
     match value {
         Value::Object(map) => Ok(map),
-        _ => Err(err(StoreError::InvalidConfig(
-            "metadata must be a dict".into(),
-        ))),
-    }
-}
-
-/// The loop-side progress callback, plus the relay task to await before returning.
-fn progress(
-    py: Python<'_>,
-    on_progress: Option<Py<PyAny>>,
-) -> PyResult<(Option<Progress>, Option<tokio::task::JoinHandle<()>>)> {
-    match on_progress {
-        Some(callback) => {
-            let event_loop = pyo3_async_runtimes::tokio::get_current_loop(py)?.unbind();
-            let (progress, task) = loop_progress(event_loop, callback);
-            Ok((Some(progress), Some(task)))
-        }
-        None => Ok((None, None)),
+        _ => Err(StoreError::InvalidConfig("metadata must be a dict".into()).into()),
     }
 }
 
@@ -69,7 +42,7 @@ impl ObjectStoreClient {
     #[pyo3(signature = (url, options=None))]
     fn new(url: &str, options: Option<Vec<(String, String)>>) -> PyResult<Self> {
         let options = options.unwrap_or_default();
-        let agent = StoreAgent::new(url, &options).map_err(err)?;
+        let agent = StoreAgent::new(url, &options)?;
         Ok(ObjectStoreClient {
             agent: Arc::new(agent),
         })
@@ -106,17 +79,17 @@ impl ObjectStoreClient {
             Some(m) if !m.is_none() => Some(to_metadata(&m)?),
             _ => None,
         };
-        let cancel = cancel.map(|c| c.flag()).unwrap_or_default();
-        let (progress, relay) = progress(py, on_progress)?;
+        let cancel = token(cancel);
+        let (progress, relay) = progress::on_loop(py, on_progress)?;
         let agent = self.agent.clone();
-        let guard = CancelOnDrop(cancel.clone());
-        super::awaitable::future_into_py(py, async move {
-            let _guard = guard;
+        future_into_py(py, async move {
+            let guard = cancel.cancel_on_drop();
             let result = agent.upload(&path, metadata, progress, &cancel).await;
+            guard.disarm();
             if let Some(relay) = relay {
                 let _ = relay.await;
             }
-            pythonized(&Value::Object(result.map_err(err)?))
+            pythonized(&Value::Object(result?))
         })
     }
 
@@ -129,24 +102,24 @@ impl ObjectStoreClient {
         on_progress: Option<Py<PyAny>>,
         cancel: Option<PyRef<'_, CancelToken>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let cancel = cancel.map(|c| c.flag()).unwrap_or_default();
-        let (progress, relay) = progress(py, on_progress)?;
+        let cancel = token(cancel);
+        let (progress, relay) = progress::on_loop(py, on_progress)?;
         let agent = self.agent.clone();
-        let guard = CancelOnDrop(cancel.clone());
-        super::awaitable::future_into_py(py, async move {
-            let _guard = guard;
+        future_into_py(py, async move {
+            let guard = cancel.cancel_on_drop();
             let result = agent.download(&id, &path, progress, &cancel).await;
+            guard.disarm();
             if let Some(relay) = relay {
                 let _ = relay.await;
             }
-            result.map_err(err)
+            Ok(result?)
         })
     }
 
     fn list<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let agent = self.agent.clone();
-        super::awaitable::future_into_py(py, async move {
-            let listed = agent.list().await.map_err(err)?;
+        future_into_py(py, async move {
+            let listed = agent.list().await?;
             let items: Vec<Value> = listed
                 .into_iter()
                 .map(|l| Value::Object(l.metadata))
@@ -162,16 +135,13 @@ impl ObjectStoreClient {
         id: String,
         cancel: Option<PyRef<'_, CancelToken>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let cancel: CancelFlag = cancel.map(|c| c.flag()).unwrap_or_default();
+        let cancel = token(cancel);
         let agent = self.agent.clone();
-        super::awaitable::future_into_py(py, async move {
-            let work = agent.delete(&id);
-            tokio::select! {
-                result = work => result.map_err(err),
-                () = async { while !cancel.is_cancelled() {
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                } } => Err(err(StoreError::Cancelled)),
-            }
+        future_into_py(py, async move {
+            Ok(cancel
+                .run(agent.delete(&id))
+                .await
+                .map_err(StoreError::from)??)
         })
     }
 

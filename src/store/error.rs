@@ -7,7 +7,8 @@ use object_store::client::{HttpError, HttpErrorKind};
 use thiserror::Error;
 
 use crate::archive::ArchiveError;
-use crate::redact::redact_urls;
+use crate::common::redact::redact_urls;
+use crate::common::Cancelled;
 
 #[derive(Debug, Error)]
 pub enum StoreError {
@@ -91,5 +92,11 @@ impl StoreError {
 
     pub fn failed(what: &str, reason: impl std::fmt::Display) -> StoreError {
         StoreError::Failed(redact_urls(&format!("{what}: {reason}")))
+    }
+}
+
+impl From<Cancelled> for StoreError {
+    fn from(_: Cancelled) -> Self {
+        StoreError::Cancelled
     }
 }

@@ -2,6 +2,7 @@
 //! left by an older tool) is described from its own backup.json with ranged reads.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Cursor;
 use std::ops::Range;
 use std::path::Path;
 
@@ -10,8 +11,9 @@ use object_store::ObjectStoreExt;
 use serde_json::Value;
 
 use super::error::StoreError;
-use super::{metadata_of, Metadata, StoreAgent, SIDECAR_SUFFIX, TAR_SUFFIX};
-use crate::archive::metadata::parse_backup_json;
+use super::{Metadata, StoreAgent, SIDECAR_SUFFIX, TAR_SUFFIX};
+use crate::archive::{is_valid_slug, read_backup_json, sync_metadata, MAX_METADATA};
+use crate::common::redact::redact_urls;
 
 /// A backup found in the store: its slug and the metadata describing it.
 #[derive(Debug, Clone)]
@@ -22,35 +24,8 @@ pub struct Listed {
 
 /// Sidecars and headers fetched at once.
 const CONCURRENT_READS: usize = 8;
-/// Enough for backup.json in one request (it is the first member and a few hundred bytes).
-const HEAD_BYTES: u64 = 16 * 1024;
-const BLOCK: u64 = 512;
-
-fn octal(field: &[u8]) -> Option<u64> {
-    // GNU base-256 sizes start with 0x80; a backup.json never needs one.
-    let text = std::str::from_utf8(field).ok()?;
-    let text = text.trim_matches(|c: char| c == '\0' || c == ' ');
-    if text.is_empty() {
-        return Some(0);
-    }
-    u64::from_str_radix(text, 8).ok()
-}
-
-fn entry_name(header: &[u8]) -> String {
-    let field = &header[..100];
-    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
-    let name = String::from_utf8_lossy(&field[..end]).into_owned();
-    let prefix_field = &header[345..500];
-    let prefix_end = prefix_field.iter().position(|&b| b == 0).unwrap_or(0);
-    if prefix_end > 0 && &header[257..262] == b"ustar" {
-        format!(
-            "{}/{name}",
-            String::from_utf8_lossy(&prefix_field[..prefix_end])
-        )
-    } else {
-        name
-    }
-}
+/// backup.json in one request (it is the first member and a few hundred bytes).
+const HEAD_BYTES: u64 = 64 * 1024;
 
 impl StoreAgent {
     async fn read_range(&self, name: &str, range: Range<u64>) -> Result<bytes::Bytes, StoreError> {
@@ -60,52 +35,25 @@ impl StoreAgent {
             .map_err(|e| StoreError::from_remote(&self.describe(name), &e))
     }
 
-    /// Reads backup.json out of a stored .tar without downloading the rest.
+    /// Reads backup.json out of a stored .tar without downloading the rest: the first 64 KiB,
+    /// and only for an unusually large backup.json as much more as it may take.
     async fn backup_json(&self, slug: &str, size: u64) -> Result<Metadata, StoreError> {
         let name = Self::tar_name(slug);
         let what = self.describe(&name);
-        let head = self.read_range(&name, 0..size.min(HEAD_BYTES)).await?;
-        let mut offset = 0u64;
-        // backup.json comes first; PAX headers or a leading directory entry may precede it.
-        for _ in 0..4 {
-            if offset + BLOCK > size {
-                break;
-            }
-            let header = if offset + BLOCK <= head.len() as u64 {
-                head.slice(offset as usize..(offset + BLOCK) as usize)
-            } else {
-                self.read_range(&name, offset..offset + BLOCK).await?
-            };
-            if header.iter().all(|&b| b == 0) {
-                break;
-            }
-            let member_size = octal(&header[124..136])
-                .ok_or_else(|| StoreError::failed(&what, "not a tar archive"))?;
-            let data = offset + BLOCK..offset + BLOCK + member_size;
-            let member = entry_name(&header);
-            let base = member.trim_start_matches("./");
-            if base == "backup.json" || base == "snapshot.json" {
-                if data.end > size || member_size > 1024 * 1024 {
-                    return Err(StoreError::failed(
-                        &what,
-                        "backup.json is truncated or too big",
-                    ));
+        let mut head_len = size.min(HEAD_BYTES);
+        loop {
+            let head = self.read_range(&name, 0..head_len).await?;
+            match read_backup_json(Cursor::new(&head[..]), Path::new(&what)) {
+                Ok(mut info) => {
+                    info.size = size;
+                    return Ok(sync_metadata(&info));
                 }
-                let bytes = if data.end <= head.len() as u64 {
-                    head.slice(data.start as usize..data.end as usize)
-                } else {
-                    self.read_range(&name, data).await?
-                };
-                let info = parse_backup_json(&bytes, Path::new(&what))
-                    .map_err(|e| StoreError::failed(&what, e))?;
-                return Ok(metadata_of(info, size));
+                Err(_) if head_len < size && head_len < MAX_METADATA => {
+                    head_len = size.min(MAX_METADATA + HEAD_BYTES);
+                }
+                Err(err) => return Err(StoreError::Failed(redact_urls(&err.to_string()))),
             }
-            offset = data.end.div_ceil(BLOCK) * BLOCK;
         }
-        Err(StoreError::failed(
-            &what,
-            "no backup.json at the start of the archive",
-        ))
     }
 
     /// Every backup under the prefix, oldest first.
@@ -128,7 +76,7 @@ impl StoreAgent {
             if let Some(slug) = file.strip_suffix(SIDECAR_SUFFIX) {
                 sidecars.insert(slug.to_string());
             } else if let Some(slug) = file.strip_suffix(TAR_SUFFIX) {
-                if super::is_valid_slug(slug) {
+                if is_valid_slug(slug) {
                     tars.insert(slug.to_string(), object.size);
                 }
             }

@@ -19,8 +19,9 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::task::JoinHandle;
 
 use super::error::StoreError;
-use super::{is_valid_slug, metadata_of, unless_cancelled, Kind, Metadata, Progress, StoreAgent};
-use crate::archive::{self, ArchiveError, CancelFlag, IoContext};
+use super::{Kind, Metadata, Progress, StoreAgent};
+use crate::archive::{self, is_valid_slug, sync_metadata, ArchiveError, CancelToken, IoContext};
+use crate::common::digest::hex;
 
 const READ_CHUNK: usize = 1024 * 1024;
 const MAX_PARTS: u64 = 10_000;
@@ -37,7 +38,7 @@ struct Reader {
 }
 
 impl Reader {
-    fn start(path: PathBuf, size: u64, cancel: CancelFlag) -> Reader {
+    fn start(path: PathBuf, size: u64, cancel: CancelToken) -> Reader {
         let (tx, chunks) = mpsc::channel(READ_AHEAD);
         let stop = Arc::new(AtomicBool::new(false));
         let stopped = stop.clone();
@@ -101,16 +102,12 @@ impl Reader {
     }
 }
 
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The metadata to store, checked against the file (or read from it when not given).
 fn prepare(path: &Path, metadata: Option<Metadata>) -> Result<(Metadata, u64), StoreError> {
     let size = std::fs::metadata(path).at(path)?.len();
     let mut metadata = match metadata {
         Some(given) => given,
-        None => metadata_of(archive::read_backup(path)?, size),
+        None => sync_metadata(&archive::read_backup(path)?),
     };
     match metadata.get("slug") {
         Some(Value::String(slug)) if is_valid_slug(slug) => {}
@@ -135,6 +132,17 @@ fn prepare(path: &Path, metadata: Option<Metadata>) -> Result<(Metadata, u64), S
     Ok((metadata, size))
 }
 
+async fn local_sha256(path: &Path, cancel: &CancelToken) -> Result<String, StoreError> {
+    let path = path.to_path_buf();
+    let cancel = cancel.clone();
+    tokio::task::spawn_blocking(move || {
+        let file = std::fs::File::open(&path).at(&path)?;
+        Ok(crate::common::digest::sha256_hex(file, &cancel).at(&path)?)
+    })
+    .await
+    .map_err(|e| StoreError::Failed(format!("file task failed: {e}")))?
+}
+
 fn report(progress: &Option<Progress>, done: u64, total: u64) {
     if let Some(progress) = progress {
         progress(done, total);
@@ -148,7 +156,7 @@ impl StoreAgent {
         path: &Path,
         metadata: Option<Metadata>,
         progress: Option<Progress>,
-        cancel: &CancelFlag,
+        cancel: &CancelToken,
     ) -> Result<Metadata, StoreError> {
         let owned = path.to_path_buf();
         let (mut metadata, size) = tokio::task::spawn_blocking(move || prepare(&owned, metadata))
@@ -159,7 +167,7 @@ impl StoreAgent {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let expected_sha = metadata
+        let mut expected_sha = metadata
             .get("sha256")
             .and_then(Value::as_str)
             .filter(|s| !s.is_empty())
@@ -171,7 +179,7 @@ impl StoreAgent {
         // A copy with these very bytes is already there (a repeated sync): nothing to send, and
         // nothing of it may be removed if this attempt fails. A copy with other bytes loses its
         // sidecar first, so no sidecar ever describes a .tar that is being replaced.
-        let stored = match unless_cancelled(cancel, self.read_sidecar(&slug)).await? {
+        let stored = match cancel.run(self.read_sidecar(&slug)).await? {
             // An unreadable sidecar describes nothing: it is replaced like any other.
             Err(StoreError::Failed(_)) => Some(Metadata::new()),
             other => other?,
@@ -181,10 +189,17 @@ impl StoreAgent {
             .and_then(|m| m.get("sha256"))
             .and_then(Value::as_str)
             .map(str::to_ascii_lowercase);
+        let stored_size = stored
+            .as_ref()
+            .and_then(|m| m.get("size"))
+            .and_then(Value::as_u64);
+        if expected_sha.is_none() && stored_sha.is_some() && stored_size == Some(size) {
+            // A file uploaded without its digest may still be the stored copy: hashing it here
+            // (a local read) is far cheaper than sending it again.
+            expected_sha = Some(local_sha256(path, cancel).await?);
+        }
         let already = match (&stored_sha, &expected_sha) {
-            (Some(have), Some(want)) if have == want => {
-                unless_cancelled(cancel, self.exists(&tar)).await??
-            }
+            (Some(have), Some(want)) if have == want => cancel.run(self.exists(&tar)).await??,
             _ => false,
         };
         if stored.is_some() && !already {
@@ -242,19 +257,6 @@ impl StoreAgent {
         );
         Ok(metadata)
     }
-
-    /// Best-effort removal of a .tar whose upload did not finish cleanly.
-    async fn remove_quietly(&self, name: &str) {
-        let removal = async {
-            match &self.config.webdav {
-                Some(webdav) => webdav.delete_quietly(name).await,
-                None => {
-                    let _ = self.store().delete(&self.key(name)).await;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(30), removal).await;
-    }
 }
 
 struct UploadJob<'a> {
@@ -264,7 +266,7 @@ struct UploadJob<'a> {
     size: u64,
     expected_sha: Option<&'a str>,
     progress: &'a Option<Progress>,
-    cancel: &'a CancelFlag,
+    cancel: &'a CancelToken,
 }
 
 impl UploadJob<'_> {
@@ -292,7 +294,7 @@ impl UploadJob<'_> {
         let mut reader = self.reader();
         let mut parts = Vec::new();
         let mut done = 0u64;
-        while let Some(chunk) = unless_cancelled(self.cancel, reader.chunks.recv()).await? {
+        while let Some(chunk) = self.cancel.run(reader.chunks.recv()).await? {
             done += chunk.len() as u64;
             parts.push(chunk);
             report(self.progress, done, self.size);
@@ -352,7 +354,7 @@ impl UploadJob<'_> {
                         target: "habackup.agent",
                         "could not abort the multipart upload of {}: {}",
                         self.what(),
-                        crate::redact::redact_urls(&abort.to_string())
+                        crate::common::redact::redact_urls(&abort.to_string())
                     );
                 }
                 Err(err)
@@ -367,8 +369,9 @@ impl UploadJob<'_> {
     ) -> Result<(), StoreError> {
         let concurrency = self.agent.tuning().max_concurrency;
         let mut done = 0u64;
-        while let Some(chunk) = unless_cancelled(self.cancel, reader.chunks.recv()).await? {
-            unless_cancelled(self.cancel, writer.wait_for_capacity(concurrency))
+        while let Some(chunk) = self.cancel.run(reader.chunks.recv()).await? {
+            self.cancel
+                .run(writer.wait_for_capacity(concurrency))
                 .await?
                 .map_err(|e| StoreError::from_remote(&self.what(), &e))?;
             done += chunk.len() as u64;
@@ -384,7 +387,7 @@ impl UploadJob<'_> {
             return Err(StoreError::Failed("WebDAV client missing".into()));
         };
         let retry = &self.agent.tuning().retry;
-        unless_cancelled(self.cancel, webdav.ensure_collections()).await??;
+        self.cancel.run(webdav.ensure_collections()).await??;
         let mut attempt = 0;
         let mut backoff = retry.backoff.init_backoff;
         loop {
@@ -401,14 +404,14 @@ impl UploadJob<'_> {
                 }
             });
             let put = webdav.put_stream(self.tar, body, self.size);
-            let sent = unless_cancelled(self.cancel, put).await;
+            let sent = self.cancel.run(put).await;
             // The request is over; a client that still holds the body must not block the reader.
             stop.store(true, Ordering::Relaxed);
             let read = done.await;
             match sent {
                 Err(cancelled) => {
                     webdav.delete_quietly(self.tar).await;
-                    return Err(cancelled);
+                    return Err(cancelled.into());
                 }
                 Ok(Ok(())) => {
                     let (_, sha) =
@@ -431,7 +434,7 @@ impl UploadJob<'_> {
                     }
                     attempt += 1;
                     log::info!(target: "habackup.agent", "retrying upload of {} ({err})", self.what());
-                    unless_cancelled(self.cancel, tokio::time::sleep(backoff)).await?;
+                    self.cancel.run(tokio::time::sleep(backoff)).await?;
                     backoff = (backoff.mul_f64(retry.backoff.base)).min(retry.backoff.max_backoff);
                 }
             }

@@ -9,8 +9,8 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_LENGTH};
 use reqwest::{Method, StatusCode};
 use url::Url;
 
-use super::config::Tuning;
 use super::error::StoreError;
+use super::tuning::Tuning;
 
 #[derive(Debug)]
 pub struct WebDav {

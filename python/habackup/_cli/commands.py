@@ -16,11 +16,9 @@ from .inputs import (
     parse_options,
     read_password,
     reject_options_without_url,
-    safe_slug,
 )
 from .output import emit_json, error, print_backup, print_listing
 from .progress import FileReadWatcher, human, terminal_progress
-from .restore import restore
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -83,15 +81,11 @@ def list_backups(args: argparse.Namespace) -> int:
 def _local_backups(directory: Path) -> list[Backup]:
     if not directory.is_dir():
         raise BackupError(f"{directory} is not a directory")
-    backups: list[Backup] = []
-    for path in sorted(directory.glob("*.tar")):
-        try:
-            backups.append(_archive.read_backup(path))
-        except BackupError as err:
-            # One unreadable file should not hide the others.
-            error(f"skipped {path}: {err}")
-    backups.sort(key=lambda b: b.date, reverse=True)
-    return backups
+    backups, skipped = _archive.list_backups(directory)
+    for err in skipped:
+        # One unreadable file should not hide the others.
+        error(f"skipped {err}")
+    return sorted(backups, key=lambda b: b.date, reverse=True)
 
 
 def info(args: argparse.Namespace) -> int:
@@ -134,12 +128,14 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def restore_backup(args: argparse.Namespace) -> int:
-    result = restore(
-        Path(args.file),
-        Path(args.config_dir),
-        password=read_password(args),
-        restore_database=not args.no_database,
-    )
+    password = read_password(args)
+    with terminal_progress("restore") as progress, FileReadWatcher(progress, args.file):
+        result = _archive.restore_archive(
+            args.file,
+            args.config_dir,
+            password=password,
+            restore_database=not args.no_database,
+        )
     if args.json:
         emit_json(result)
         return EXIT_OK
@@ -182,7 +178,9 @@ def upload(args: argparse.Namespace) -> int:
 def download(args: argparse.Namespace) -> int:
     if not is_url(args.url):
         raise UsageError(f"not an object store URL (SCHEME://...): {args.url!r}")
-    slug = safe_slug(args.slug)
+    if not _archive.is_valid_slug(args.slug):
+        raise UsageError(f"not a backup slug: {args.slug!r}")
+    slug: str = args.slug
     agent = remote.open_store(args.url, parse_options(args.option))
     directory = Path(args.output)
     path = directory / f"{slug}.tar"

@@ -57,10 +57,3 @@ def reject_options_without_url(args: argparse.Namespace, has_url: bool) -> None:
     """``--option`` configures a store; given without one it is surely a mistake."""
     if getattr(args, "option", None) and not has_url:
         raise UsageError("--option applies to object store URLs only (SCHEME://...)")
-
-
-def safe_slug(slug: str) -> str:
-    """A slug used as a file name must stay one plain name inside the chosen directory."""
-    if not slug or slug in (".", "..") or "/" in slug or "\\" in slug or "\0" in slug:
-        raise UsageError(f"not a backup slug: {slug!r}")
-    return slug

@@ -35,7 +35,7 @@ impl log::Log for PythonLogger {
             format!("habackup.deps.{}", record.target().replace("::", "."))
         };
         // A library's message may quote a URL with credentials or a signed query string.
-        let message = crate::redact::redact_urls(&record.args().to_string());
+        let message = crate::common::redact::redact_urls(&record.args().to_string());
         Python::attach(|py| {
             let logged = py
                 .import("logging")

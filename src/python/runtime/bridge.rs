@@ -16,7 +16,9 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyCFunction, PyDict, PyTuple};
 use pyo3_async_runtimes::TaskLocals;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
+
+use crate::common::CancelToken;
 
 type Outcome = PyResult<Py<PyAny>>;
 /// `(object, method, args, kwargs)` of one call to start.
@@ -30,52 +32,6 @@ type Sender = Arc<Mutex<Option<oneshot::Sender<Outcome>>>>;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Cancellation of one manager operation: set from Python, awaited by the Rust orchestration so
-/// it can cancel what runs, run what must still run (post hooks) and clean up before returning.
-#[pyclass(module = "habackup._core", frozen)]
-#[derive(Clone)]
-pub struct AbortToken {
-    tx: Arc<watch::Sender<bool>>,
-}
-
-impl AbortToken {
-    pub fn is_aborted(&self) -> bool {
-        *self.tx.borrow()
-    }
-
-    /// Completes once the operation is aborted (at once if it already is).
-    pub async fn aborted(&self) {
-        let mut rx = self.tx.subscribe();
-        // The sender lives in `self`, so the channel cannot close while we wait.
-        let _ = rx.wait_for(|aborted| *aborted).await;
-    }
-}
-
-#[pymethods]
-impl AbortToken {
-    #[new]
-    pub fn new() -> Self {
-        AbortToken {
-            tx: Arc::new(watch::channel(false).0),
-        }
-    }
-
-    fn cancel(&self) {
-        self.tx.send_replace(true);
-    }
-
-    #[getter]
-    fn cancelled(&self) -> bool {
-        self.is_aborted()
-    }
-}
-
-impl Default for AbortToken {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 #[derive(Default)]
@@ -100,23 +56,9 @@ fn send(sender: &Sender, outcome: Outcome) {
 }
 
 impl PyCall {
-    /// Schedules `obj.<method>(*args, **kwargs)` on the caller's loop, in the caller's context, and
-    /// wraps the awaitable it returns in a Task. A method that raises at once fails the call.
-    pub fn start(
-        py: Python<'_>,
-        locals: &TaskLocals,
-        obj: &Bound<'_, PyAny>,
-        method: &str,
-        args: Bound<'_, PyTuple>,
-        kwargs: Option<Bound<'_, PyDict>>,
-    ) -> PyCall {
-        let mut calls = PyCall::start_batch(py, locals, vec![(obj.clone(), method, args, kwargs)]);
-        calls.pop().unwrap_or_else(|| {
-            PyCall::failed(PyRuntimeError::new_err("a call could not be scheduled"))
-        })
-    }
-
-    /// `start` for many calls at once: they are started by one callback on the loop, so a stage
+    /// Schedules `obj.<method>(*args, **kwargs)` for every item on the caller's loop, in the
+    /// caller's context, each wrapped in a Task; a method that raises at once fails its call.
+    /// They are started by one callback on the loop, so a stage
     /// of a thousand hooks costs one wake-up of the loop, not a thousand.
     pub fn start_batch<'py>(
         py: Python<'py>,
@@ -341,15 +283,15 @@ pub enum CallError {
     Raised(PyErr),
     /// It ran past the per-call limit and was cancelled.
     TimedOut(Duration),
-    /// The operation was aborted; the Task was cancelled and has finished.
-    Aborted,
+    /// The operation was cancelled; so was the Task, and it has finished.
+    Cancelled,
 }
 
-/// Awaits a call under the operation's abort token and an optional time limit. On abort the
+/// Awaits a call under the operation's token and an optional time limit. On cancellation the
 /// Task is cancelled and awaited to its end, so nothing of the call outlives the operation.
 pub async fn run(
     mut call: PyCall,
-    abort: &AbortToken,
+    cancel: &CancelToken,
     timeout: Option<Duration>,
 ) -> Result<Py<PyAny>, CallError> {
     let deadline = async {
@@ -360,10 +302,10 @@ pub async fn run(
     };
     tokio::select! {
         outcome = &mut call => outcome.map_err(CallError::Raised),
-        () = abort.aborted() => {
+        () = cancel.cancelled() => {
             call.cancel();
             let _ = tokio::time::timeout(CANCEL_GRACE, &mut call).await;
-            Err(CallError::Aborted)
+            Err(CallError::Cancelled)
         }
         () = deadline => {
             call.cancel();

@@ -1,0 +1,11 @@
+//! What the archive and the stores both use: the cancellation token, temp files that appear
+//! atomically, sha256 digests, redaction of secrets and the progress callback type.
+
+pub mod atomic;
+pub mod cancel;
+pub mod digest;
+pub mod progress;
+pub mod redact;
+
+pub use cancel::{CancelOnDrop, CancelToken, Cancelled};
+pub use progress::Progress;
