@@ -171,3 +171,42 @@ async def test_async_restore_archive_reports_what_it_did(
     assert report["files"] > 0
     assert (config / "only-in-backup.yaml").exists()
     await asyncio.sleep(0)
+
+
+def test_temp_entries_are_never_backed_up_and_stale_ones_go(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    shutil.copytree(EXAMPLE, config, symlinks=True)
+    # What killed operations of this and earlier versions leave behind.
+    (config / ".habackup-restore-0123456789ab.new").mkdir()
+    (config / ".habackup-restore-0123456789ab.new" / "x.yaml").write_text("half\n")
+    (config / "..habackup-restore-342a249706c9.e3cea7abb1b1.partial").mkdir()
+    old = time.time() - 3600
+    os.utime(config / ".habackup-restore-0123456789ab.new", (old, old))
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".habackup-tmp-0123456789ab.tar"
+    stale.write_bytes(b"left by a killed create")
+    os.utime(stale, (old, old))
+    (out / ".dd3df4e9.tar.2ea70d4757eb.partial.tar").write_bytes(b"older version's")
+    backup = habackup.create_archive(config, out, name="Clean")
+    assert backup.path is not None
+    names = {m for m in _inner_names(backup.path)}
+    assert not [n for n in names if "habackup" in n or ".partial" in n], names
+    # The create found no journal: the staging dir of a restore that never began is gone.
+    assert not (config / ".habackup-restore-0123456789ab.new").exists()
+    # Its own dir's stale temp file went too; the listing shows only the backup.
+    assert not stale.exists()
+    backups, skipped = habackup.list_backups(out)
+    assert [b.slug for b in backups] == [backup.slug]
+    assert skipped == []
+
+
+def _inner_names(path: Path) -> list[str]:
+    import io
+    import tarfile
+
+    with tarfile.open(path) as outer:
+        member = outer.extractfile("homeassistant.tar.gz")
+        assert member is not None
+        with tarfile.open(fileobj=io.BytesIO(member.read()), mode="r:gz") as inner:
+            return inner.getnames()

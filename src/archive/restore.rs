@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::extract::{unpack_into, ExtractSummary};
 use super::read::open_inner;
 use super::{priority, read_backup, ArchiveError, CancelToken, IoContext, DATABASE_FILES};
-use crate::common::atomic::{is_temp_name, open_entry, parent_of, try_lock, TempDir};
+use crate::common::atomic::{abandoned, is_temp_name, open_entry, parent_of, try_lock, TempDir};
 
 /// What every restore keeps as it is: the backups themselves.
 const ALWAYS_KEPT: &[&str] = &["backups"];
@@ -229,15 +229,16 @@ fn swap(config_dir: &Path, names: &Names, keep: &BTreeSet<String>) -> Result<(),
     Ok(())
 }
 
-/// The swap is done: the journal goes first (the dir is all new now), then what was replaced.
+/// The swap is done. The (now empty) staging dir goes first, then the journal (the dir is all
+/// new now), then what was replaced: an aside dir with neither beside it is a finished restore's.
 fn finish(config_dir: &Path, names: &Names) {
+    let _ = fs::remove_dir_all(&names.staging);
     let _ = fs::remove_file(&names.journal);
     sync_dir(config_dir);
     if let Err(err) = fs::remove_dir_all(&names.aside) {
         // The restore itself succeeded; say what is left rather than fail it.
         log::warn!(target: LOG, "restored, but could not delete the replaced files in {}: {err}", names.aside.display());
     }
-    let _ = fs::remove_dir_all(&names.staging);
 }
 
 /// Whether the entry at `path` has no live owner (its lock can be taken), or does not exist.
@@ -287,10 +288,16 @@ pub fn recover(config_dir: &Path) -> Result<usize, ArchiveError> {
                 finished += 1;
             }
             // No journal: the swap never began (a partial staging dir) or had ended (a leftover
-            // aside dir). Either way the config dir is whole.
+            // aside dir). Either way the config dir is whole; what is left goes once it is
+            // surely nobody's (a brand-new staging dir is locked a moment after it appears).
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                let _ = fs::remove_dir_all(&names.staging);
-                let _ = fs::remove_dir_all(&names.aside);
+                let staging_left = fs::symlink_metadata(&names.staging).is_ok();
+                if staging_left && abandoned(&names.staging).is_some() {
+                    let _ = fs::remove_dir_all(&names.staging);
+                }
+                if !staging_left || abandoned(&names.aside).is_some() {
+                    let _ = fs::remove_dir_all(&names.aside);
+                }
             }
             Err(err) => return Err(ArchiveError::io(&names.journal, err)),
         }
@@ -385,6 +392,21 @@ mod tests {
         fs::write(names.staging.join("half"), "x").unwrap();
         fs::create_dir(&names.aside).unwrap();
         fs::write(dir.path().join("kept"), "x").unwrap();
+        assert_eq!(recover(dir.path()).unwrap(), 0);
+        assert_eq!(
+            tree(dir.path()).len(),
+            3,
+            "too new to be taken for abandoned"
+        );
+        // Without its staging dir an aside dir is a finished restore's: it goes at once.
+        let finished = Names::new(dir.path(), "ba9876543210");
+        fs::create_dir(&finished.aside).unwrap();
+        assert_eq!(recover(dir.path()).unwrap(), 0);
+        assert!(!finished.aside.exists());
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        for leftover in [&names.staging, &names.aside] {
+            File::open(leftover).unwrap().set_modified(old).unwrap();
+        }
         assert_eq!(recover(dir.path()).unwrap(), 0);
         assert_eq!(tree(dir.path()), ["kept"]);
     }

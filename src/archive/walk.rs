@@ -1,11 +1,13 @@
 //! Lists what goes into a backup: the config dir, depth first, names sorted, excludes applied.
 
+use std::ffi::OsStr;
 use std::fs;
 use std::io;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use super::{ArchiveError, Excludes};
+use crate::common::atomic::is_temp_name;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
@@ -78,7 +80,9 @@ fn walk_dir(
         } else {
             format!("{relative}/{name}")
         };
-        if excludes.is_excluded(&child) {
+        // habackup's own temp entries (a restore's staging dir, a backup being written) are
+        // never part of a backup, whatever the excludes say.
+        if excludes.is_excluded(&child) || is_temp_name(OsStr::new(name)) {
             continue;
         }
         let meta = match fs::symlink_metadata(&full) {
