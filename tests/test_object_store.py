@@ -4,163 +4,16 @@ WebDAV server and Azurite, all on 127.0.0.1 and started by the fixtures in ``ser
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
-import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from helpers import make_config_dir
+from stores import MIB, Backend, sha256
 
 import habackup
 from habackup import ObjectStoreBackupSyncAgent
-
-MIB = 1024 * 1024
-# Small parts so a 40 MiB backup goes up as a real multipart upload of several parts.
-TUNING = {"multipart_threshold": "8MiB", "part_size": "5MiB", "retry_backoff": "20ms"}
-
-
-@dataclass
-class Backend:
-    """One store: the agent's URL and options, plus raw access that bypasses the agent."""
-
-    kind: str
-    url: str
-    options: dict[str, str]
-    put: Callable[[str, bytes], None]
-    get: Callable[[str], bytes]
-    names: Callable[[], set[str]]
-    secrets: list[str] = field(default_factory=list)
-    pending_uploads: Callable[[], int] = lambda: 0
-
-    def agent(self, name: str = "remote", **options: str) -> ObjectStoreBackupSyncAgent:
-        return ObjectStoreBackupSyncAgent(
-            name, self.url, options={**TUNING, **self.options, **options}
-        )
-
-
-def file_backend(root: Path) -> Backend:
-    root.mkdir(parents=True, exist_ok=True)
-
-    def put(name: str, data: bytes) -> None:
-        (root / name).write_bytes(data)
-
-    return Backend(
-        kind="file",
-        url=f"file://{root}",
-        options={},
-        put=put,
-        get=lambda name: (root / name).read_bytes(),
-        names=lambda: {p.name for p in root.iterdir()},
-    )
-
-
-def s3_backend(server: Any, bucket: str) -> Backend:
-    client = server.client()
-    client.create_bucket(Bucket=bucket)
-
-    def names() -> set[str]:
-        listed = client.list_objects_v2(Bucket=bucket, Prefix="ha/")
-        return {o["Key"].removeprefix("ha/") for o in listed.get("Contents", [])}
-
-    def pending() -> int:
-        return len(client.list_multipart_uploads(Bucket=bucket).get("Uploads", []))
-
-    return Backend(
-        kind="s3",
-        url=f"s3://{bucket}/ha",
-        options=server.options(bucket),
-        put=lambda name, data: client.put_object(Bucket=bucket, Key=f"ha/{name}", Body=data),
-        get=lambda name: client.get_object(Bucket=bucket, Key=f"ha/{name}")["Body"].read(),
-        names=names,
-        secrets=[server.secret_key],
-        pending_uploads=pending,
-    )
-
-
-def webdav_backend(server: Any, folder: str) -> Backend:
-    root = server.root / folder
-
-    def put(name: str, data: bytes) -> None:
-        (root / name).parent.mkdir(parents=True, exist_ok=True)
-        (root / name).write_bytes(data)
-
-    host = server.url.removeprefix("http://")
-    return Backend(
-        kind="webdav",
-        url=f"http://{server.user}:{server.password}@{host}/{folder}/backups",
-        options={},
-        put=lambda name, data: put(f"backups/{name}", data),
-        get=lambda name: (root / "backups" / name).read_bytes(),
-        names=lambda: {p.name for p in (root / "backups").iterdir()}
-        if (root / "backups").exists()
-        else set(),
-        secrets=[server.password],
-    )
-
-
-def azure_backend(server: Any, container: str) -> Backend:
-    server.make_container(container)
-
-    def names() -> set[str]:
-        return {n.removeprefix("ha/") for n in server.list_blobs(container) if n.startswith("ha/")}
-
-    def put(name: str, data: bytes) -> None:
-        status, body = server.request(
-            "PUT", f"/{container}/ha/{name}", data, {"x-ms-blob-type": "BlockBlob"}
-        )
-        assert status == 201, body
-
-    def get(name: str) -> bytes:
-        status, body = server.request("GET", f"/{container}/ha/{name}")
-        assert status == 200, body
-        data: bytes = body
-        return data
-
-    return Backend(
-        kind="azure",
-        url=f"az://{container}/ha",
-        options=server.options(container),
-        put=put,
-        get=get,
-        names=names,
-        secrets=[server.key],
-    )
-
-
-BACKENDS = ["file", "s3", "webdav", "azure"]
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    unique = f"t{random.getrandbits(40):010x}"
-    if request.param == "file":
-        return file_backend(tmp_path / "remote")
-    if request.param == "s3":
-        return s3_backend(request.getfixturevalue("s3_server"), unique)
-    if request.param == "webdav":
-        return webdav_backend(request.getfixturevalue("webdav_server"), unique)
-    return azure_backend(request.getfixturevalue("azurite_server"), unique)
-
-
-@pytest.fixture(scope="module")
-def big_backup(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 40 MiB backup: incompressible data, so it stays bigger than the multipart threshold."""
-    root = tmp_path_factory.mktemp("big")
-    config = make_config_dir(root / "config")
-    (config / "media.bin").write_bytes(random.Random(7).randbytes(40 * MIB))
-    backup = habackup.create_archive(config, root / "out", name="Big backup")
-    assert backup.path is not None
-    assert backup.size > 40 * MIB
-    return backup.path
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def stray_files(directory: Path) -> list[str]:

@@ -1,5 +1,5 @@
 import os
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterable, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, final
 
@@ -20,6 +20,7 @@ __all__ = [
     "BackupManagerCore",
     "BackupSyncAgent",
     "CancelToken",
+    "DownloadStream",
     "ObjectStoreClient",
     "__version__",
     "create_archive",
@@ -221,8 +222,28 @@ class ObjectStoreClient:
         on_progress: Callable[[int, int], None] | None = None,
         cancel: CancelToken | None = None,
     ) -> Awaitable[None]: ...
+    def upload_stream(
+        self,
+        metadata: dict[str, Any],
+        stream: AsyncIterable[bytes],
+        on_progress: Callable[[int, int], None] | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Awaitable[dict[str, Any]]: ...
+    def open_download(self, id: str) -> Awaitable[DownloadStream]: ...
     def list(self) -> Awaitable[list[dict[str, Any]]]: ...
     def delete(self, id: str, cancel: CancelToken | None = None) -> Awaitable[None]: ...
     def tuning(self) -> dict[str, int]: ...
+
+@final
+class DownloadStream:
+    """A stored backup's bytes as an async iterator of chunks, checked as they arrive."""
+
+    @property
+    def size(self) -> int: ...
+    @property
+    def sha256(self) -> str | None: ...
+    def __aiter__(self) -> DownloadStream: ...
+    def __anext__(self) -> Awaitable[bytes]: ...
+    def aclose(self) -> Awaitable[None]: ...
 
 def wait_for_idle(timeout: float) -> bool: ...

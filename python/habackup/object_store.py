@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +80,34 @@ class ObjectStoreBackupSyncAgent(BackupSyncAgent):
             token,
         )
         await await_cleanly(future, token)
+
+    async def async_upload_stream(
+        self,
+        *,
+        stream: AsyncIterable[bytes],
+        metadata: BackupSyncMetadata,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        """Upload a backup whose bytes come from ``stream``, with no temp file.
+
+        ``metadata`` must name the ``slug``; with a ``size`` a stream of any other length fails
+        the upload and nothing is stored. Chunks are pulled as the store takes them (memory stays
+        near ``part_size * (max_concurrency + 1)``); an exception from the stream fails the
+        upload as it is. ``on_progress(bytes_done, bytes_total)`` counts the bytes the store has
+        acknowledged and runs on the event loop's thread.
+        """
+        token = _core.CancelToken()
+        future = self._client.upload_stream(dict(metadata), stream, on_progress, token)
+        await await_cleanly(future, token)
+
+    async def async_open_download(self, *, id: str) -> _core.DownloadStream:
+        """Backup ``id`` as an async iterator of chunks, checked as they arrive.
+
+        The stored size and sha256 are checked at the end: a copy that differs raises
+        :class:`~habackup.errors.BackupAgentError` before the iteration ends. ``aclose()`` stops
+        the transfer (a caller that only wants the first bytes pays for no more).
+        """
+        return await asyncio.ensure_future(self._client.open_download(id))
 
     async def async_download_backup(
         self,

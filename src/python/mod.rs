@@ -12,6 +12,7 @@ mod errors;
 mod manager;
 mod object_store;
 mod runtime;
+mod streams;
 
 use pyo3::prelude::*;
 
@@ -35,6 +36,8 @@ mod _core {
     use super::runtime::awaitable::wait_for_idle;
     #[pymodule_export]
     use super::runtime::cancel::CancelToken;
+    #[pymodule_export]
+    use super::streams::DownloadStream;
 
     use pyo3::prelude::*;
 

@@ -11,6 +11,7 @@ use serde_json::Value;
 use super::runtime::awaitable::future_into_py;
 use super::runtime::cancel::{token, CancelToken};
 use super::runtime::progress;
+use super::streams::{pump, DownloadStream};
 use crate::store::{Kind, Metadata, StoreAgent, StoreError};
 
 #[pyclass(module = "habackup._core", frozen)]
@@ -90,6 +91,57 @@ impl ObjectStoreClient {
                 let _ = relay.await;
             }
             pythonized(&Value::Object(result?))
+        })
+    }
+
+    /// Uploads a backup whose bytes come from the async iterable `stream` (`metadata` names
+    /// its slug and, when known, its size: a stream of another length fails), pulling chunks
+    /// as the upload can take them. An exception from the stream fails the upload, as it is.
+    #[pyo3(signature = (metadata, stream, on_progress=None, cancel=None))]
+    fn upload_stream<'py>(
+        &self,
+        py: Python<'py>,
+        metadata: Bound<'py, PyAny>,
+        stream: Bound<'py, PyAny>,
+        on_progress: Option<Py<PyAny>>,
+        cancel: Option<PyRef<'_, CancelToken>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let metadata = to_metadata(&metadata)?;
+        let aiter = stream.call_method0("__aiter__")?.unbind();
+        let locals = pyo3_async_runtimes::tokio::get_current_locals(py)?;
+        let cancel = token(cancel);
+        let (progress, relay) = progress::on_loop(py, on_progress)?;
+        let agent = self.agent.clone();
+        future_into_py(py, async move {
+            let guard = cancel.cancel_on_drop();
+            let (tx, rx) = tokio::sync::mpsc::channel(2);
+            let pumping = async {
+                let pumped = pump(aiter, locals, tx, &cancel).await;
+                if pumped.is_err() {
+                    // A stream that failed must not end up stored as a shorter backup.
+                    cancel.cancel();
+                }
+                pumped
+            };
+            let (pumped, uploaded) = tokio::join!(
+                pumping,
+                agent.upload_stream(metadata, rx, progress, &cancel)
+            );
+            guard.disarm();
+            if let Some(relay) = relay {
+                let _ = relay.await;
+            }
+            pumped?;
+            pythonized(&Value::Object(uploaded?))
+        })
+    }
+
+    /// The stored backup `id` as a `DownloadStream` of verified chunks.
+    fn open_download<'py>(&self, py: Python<'py>, id: String) -> PyResult<Bound<'py, PyAny>> {
+        let agent = self.agent.clone();
+        future_into_py(py, async move {
+            let download = agent.open_download(&id).await?;
+            Ok(DownloadStream::new(download))
         })
     }
 

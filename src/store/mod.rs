@@ -13,6 +13,8 @@ mod delete;
 mod download;
 mod error;
 mod listing;
+mod send;
+mod source;
 mod tuning;
 mod upload;
 mod webdav;
@@ -27,6 +29,7 @@ use serde_json::Value;
 use crate::archive::is_valid_slug;
 
 pub use config::Kind;
+pub use download::Download;
 pub use error::StoreError;
 pub use listing::Listed;
 pub use tuning::Tuning;

@@ -1,0 +1,286 @@
+//! Sending an upload's bytes as one object: a single PUT for a small backup, a multipart upload
+//! with a bounded number of parts in flight for a large one (or one of unknown size), a
+//! streamed PUT for WebDAV. Memory stays near `part_size * (max_concurrency + 1)` whatever the
+//! backup's size, and progress counts the bytes the store has acknowledged.
+
+use bytes::Bytes;
+use object_store::{MultipartUpload, ObjectStoreExt, PutPayload};
+use tokio::task::JoinSet;
+
+use super::error::StoreError;
+use super::source::{Reader, Source};
+use super::{Kind, Progress, StoreAgent};
+use crate::archive::CancelToken;
+
+const MAX_PARTS: u64 = 10_000;
+
+fn report(progress: &Option<Progress>, done: u64, total: u64) {
+    if let Some(progress) = progress {
+        progress(done, total);
+    }
+}
+
+/// What a source read: its bytes and their sha256.
+pub type Sent = (u64, String);
+/// Checks what was read before the object is made visible.
+pub type Verify<'a> = &'a (dyn Fn(&Sent) -> Result<(), StoreError> + Sync);
+
+/// One object being sent.
+pub struct Send<'a> {
+    pub agent: &'a StoreAgent,
+    pub tar: &'a str,
+    /// The size known or announced; `None` for a stream of unknown length.
+    pub size: Option<u64>,
+    pub progress: &'a Option<Progress>,
+    pub cancel: &'a CancelToken,
+    pub verify: Verify<'a>,
+}
+
+impl Send<'_> {
+    fn what(&self) -> String {
+        self.agent.describe(self.tar)
+    }
+
+    fn total(&self) -> u64 {
+        self.size.unwrap_or(0)
+    }
+
+    fn open(&self, source: &mut Source) -> Result<Reader, StoreError> {
+        source.open(self.size, self.cancel).ok_or_else(|| {
+            StoreError::Failed(format!(
+                "{}: the upload's stream was already read",
+                self.what()
+            ))
+        })
+    }
+
+    /// Sends the source's bytes; returns how many there were and their sha256.
+    pub async fn run(&self, source: &mut Source) -> Result<Sent, StoreError> {
+        match (self.agent.kind(), self.size) {
+            (Kind::WebDav, _) => self.webdav(source).await,
+            (_, Some(size)) if size <= self.agent.tuning().multipart_threshold => {
+                let reader = self.open(source)?;
+                self.single(reader).await
+            }
+            _ => {
+                let reader = self.open(source)?;
+                self.multipart(reader).await
+            }
+        }
+    }
+
+    /// Small backups: one request, the whole backup in memory (at most the threshold).
+    async fn single(&self, mut reader: Reader) -> Result<Sent, StoreError> {
+        let mut parts = Vec::new();
+        while let Some(chunk) = self.cancel.run(reader.chunks.recv()).await? {
+            parts.push(chunk);
+        }
+        let verdict = reader.finish().await?;
+        (self.verify)(&verdict)?;
+        let payload: PutPayload = parts.into_iter().collect();
+        let key = self.agent.key(self.tar);
+        // Awaited, not raced: a dropped PUT may still land; see the sidecar in `upload`.
+        self.agent
+            .store()
+            .put(&key, payload)
+            .await
+            .map_err(|e| StoreError::from_remote(&self.what(), &e))?;
+        if self.cancel.is_cancelled() {
+            self.agent.remove_quietly(self.tar).await;
+            return Err(StoreError::Cancelled);
+        }
+        report(self.progress, verdict.0, verdict.0);
+        Ok(verdict)
+    }
+
+    async fn multipart(&self, mut reader: Reader) -> Result<Sent, StoreError> {
+        let key = self.agent.key(self.tar);
+        // Awaited, not raced: an upload id created after a cancel would never be aborted.
+        let mut upload = self
+            .agent
+            .store()
+            .put_multipart(&key)
+            .await
+            .map_err(|e| StoreError::from_remote(&self.what(), &e))?;
+        let sent = self.send_parts(upload.as_mut(), &mut reader).await;
+        let verdict = reader.finish().await;
+        let outcome = match (sent, verdict) {
+            (Err(err), _) | (Ok(()), Err(err)) => Err(err),
+            (Ok(()), Ok(verdict)) => (self.verify)(&verdict).map(|()| verdict),
+        };
+        match outcome {
+            Ok(verdict) => {
+                // Completing is quick and must not be torn in half; cancellation waits for it.
+                upload
+                    .complete()
+                    .await
+                    .map_err(|e| StoreError::from_remote(&self.what(), &e))?;
+                Ok(verdict)
+            }
+            Err(err) => {
+                if let Err(abort) = upload.abort().await {
+                    log::warn!(
+                        target: "habackup.agent",
+                        "could not abort the multipart upload of {}: {}",
+                        self.what(),
+                        crate::common::redact::redact_urls(&abort.to_string())
+                    );
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Cuts the chunks into parts of one size (R2 wants them equal; S3 and GCS at least 5 MiB)
+    /// and keeps at most `max_concurrency` of them in flight.
+    async fn send_parts(
+        &self,
+        upload: &mut dyn MultipartUpload,
+        reader: &mut Reader,
+    ) -> Result<(), StoreError> {
+        // S3 and GCS allow 10,000 parts: past ~78 GiB the parts grow instead of failing.
+        let part_size = self
+            .agent
+            .tuning()
+            .part_size
+            .max(self.total().div_ceil(MAX_PARTS) as usize);
+        let mut in_flight = InFlight {
+            parts: JoinSet::new(),
+            acked: 0,
+            limit: self.agent.tuning().max_concurrency,
+            send: self,
+        };
+        let mut part: Vec<Bytes> = Vec::new();
+        let mut filled = 0usize;
+        let mut sent_any = false;
+        while let Some(mut chunk) = self.cancel.run(reader.chunks.recv()).await? {
+            while !chunk.is_empty() {
+                let piece = chunk.split_to((part_size - filled).min(chunk.len()));
+                filled += piece.len();
+                part.push(piece);
+                if filled == part_size {
+                    in_flight
+                        .start(upload, std::mem::take(&mut part), filled)
+                        .await?;
+                    filled = 0;
+                    sent_any = true;
+                }
+            }
+        }
+        if filled > 0 || !sent_any {
+            in_flight.start(upload, part, filled).await?;
+        }
+        in_flight.drain().await
+    }
+
+    /// One streamed PUT, retried from the start of a file on a transient failure (a stream
+    /// cannot be read twice: its caller retries with a new one).
+    async fn webdav(&self, source: &mut Source) -> Result<Sent, StoreError> {
+        let Some(webdav) = &self.agent.config.webdav else {
+            return Err(StoreError::Failed("WebDAV client missing".into()));
+        };
+        let Some(size) = self.size else {
+            return Err(StoreError::Failed(format!(
+                "{}: WebDAV needs the size of an upload before it starts",
+                self.what()
+            )));
+        };
+        let retry = &self.agent.tuning().retry;
+        self.cancel.run(webdav.ensure_collections()).await??;
+        let mut attempt = 0;
+        let mut backoff = retry.backoff.init_backoff;
+        loop {
+            let mut reader = self.open(source)?;
+            let progress = self.progress.clone();
+            let chunks = std::mem::replace(&mut reader.chunks, tokio::sync::mpsc::channel(1).1);
+            let body = futures_util::stream::unfold((chunks, 0u64), move |(mut rx, sent)| {
+                let progress = progress.clone();
+                async move {
+                    let chunk = rx.recv().await?;
+                    let sent = sent + chunk.len() as u64;
+                    report(&progress, sent, size);
+                    Some((Ok::<_, std::io::Error>(chunk), (rx, sent)))
+                }
+            });
+            let put = webdav.put_stream(self.tar, body, size);
+            let sent = self.cancel.run(put).await;
+            // The request is over; a client that still holds the body must not block the reader.
+            let read = reader.finish().await;
+            let err = match (sent, read) {
+                (Err(cancelled), _) => {
+                    webdav.delete_quietly(self.tar).await;
+                    return Err(cancelled.into());
+                }
+                (Ok(Ok(())), Ok(verdict)) => {
+                    if let Err(err) = (self.verify)(&verdict) {
+                        webdav.delete_quietly(self.tar).await;
+                        return Err(err);
+                    }
+                    return Ok(verdict);
+                }
+                // The source explains more than the broken request.
+                (_, Err(source_err @ (StoreError::Archive(_) | StoreError::Failed(_)))) => {
+                    webdav.delete_quietly(self.tar).await;
+                    return Err(source_err);
+                }
+                (Ok(Ok(())), Err(err)) | (Ok(Err(err)), _) => err,
+            };
+            webdav.delete_quietly(self.tar).await;
+            let transient = matches!(err, StoreError::Unreachable(_));
+            if !transient || attempt >= retry.max_retries || !source.replayable() {
+                return Err(err);
+            }
+            attempt += 1;
+            log::info!(target: "habackup.agent", "retrying upload of {} ({err})", self.what());
+            self.cancel.run(tokio::time::sleep(backoff)).await?;
+            backoff = (backoff.mul_f64(retry.backoff.base)).min(retry.backoff.max_backoff);
+        }
+    }
+}
+
+/// The parts of a multipart upload on their way, and the bytes the store has acknowledged.
+struct InFlight<'a, 'b> {
+    parts: JoinSet<(usize, object_store::Result<()>)>,
+    acked: u64,
+    limit: usize,
+    send: &'a Send<'b>,
+}
+
+impl InFlight<'_, '_> {
+    async fn start(
+        &mut self,
+        upload: &mut dyn MultipartUpload,
+        part: Vec<Bytes>,
+        len: usize,
+    ) -> Result<(), StoreError> {
+        while self.parts.len() >= self.limit {
+            self.settle_one().await?;
+        }
+        let request = upload.put_part(part.into_iter().collect());
+        self.parts.spawn(async move { (len, request.await) });
+        Ok(())
+    }
+
+    async fn settle_one(&mut self) -> Result<(), StoreError> {
+        let Some(joined) = self.send.cancel.run(self.parts.join_next()).await? else {
+            return Ok(());
+        };
+        let (len, result) =
+            joined.map_err(|e| StoreError::Failed(format!("upload task failed: {e}")))?;
+        result.map_err(|e| StoreError::from_remote(&self.send.what(), &e))?;
+        self.acked += len as u64;
+        report(
+            self.send.progress,
+            self.acked,
+            self.send.total().max(self.acked),
+        );
+        Ok(())
+    }
+
+    async fn drain(mut self) -> Result<(), StoreError> {
+        while !self.parts.is_empty() {
+            self.settle_one().await?;
+        }
+        Ok(())
+    }
+}
