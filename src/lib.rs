@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod common;
+pub mod prune;
 pub mod securetar;
 pub mod store;
 

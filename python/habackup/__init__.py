@@ -22,6 +22,15 @@ from ._archive import (
     verify_archive,
 )
 from ._core import Backup, BackupSyncAgent, __version__
+from ._locations import (
+    async_copy_backup,
+    async_prune,
+    async_verify_backup,
+    copy_backup,
+    plan_prune,
+    prune,
+    verify_backup,
+)
 from .errors import (
     ArchiveError,
     BackupAgentConfigError,
@@ -37,7 +46,15 @@ from .errors import (
     UnsupportedBackupError,
 )
 from .manager import BackupManager
-from .models import BackupSyncMetadata, CreateOptions, SyncedBackup
+from .models import (
+    BackupSyncMetadata,
+    CreateOptions,
+    KeptBackup,
+    PrunedBackup,
+    PrunePlan,
+    SyncedBackup,
+    VerifyResult,
+)
 from .object_store import ObjectStoreBackupSyncAgent
 
 # No engine thread may be inside a Python call when the interpreter starts finalizing.
@@ -61,21 +78,32 @@ __all__ = [
     "CreateOptions",
     "IncorrectPasswordError",
     "InvalidBackupError",
+    "KeptBackup",
     "ObjectStoreBackupSyncAgent",
+    "PrunePlan",
+    "PrunedBackup",
     "SyncedBackup",
     "UnsupportedBackupError",
+    "VerifyResult",
     "__version__",
+    "async_copy_backup",
     "async_create_archive",
     "async_extract_archive",
+    "async_prune",
     "async_restore_archive",
     "async_validate_password",
     "async_verify_archive",
+    "async_verify_backup",
+    "copy_backup",
     "create_archive",
     "extract_archive",
     "is_valid_slug",
     "list_backups",
+    "plan_prune",
+    "prune",
     "read_backup",
     "restore_archive",
     "validate_password",
     "verify_archive",
+    "verify_backup",
 ]

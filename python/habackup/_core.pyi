@@ -23,18 +23,25 @@ __all__ = [
     "DownloadStream",
     "ObjectStoreClient",
     "__version__",
+    "copy_backup",
+    "copy_backup_async",
     "create_archive",
     "create_archive_async",
     "extract_archive",
     "extract_archive_async",
     "is_valid_slug",
     "list_backups",
+    "plan_prune",
+    "prune_location",
+    "prune_location_async",
     "read_backup",
     "restore_archive",
     "restore_archive_async",
     "validate_password",
     "verify_archive",
     "verify_archive_async",
+    "verify_backup",
+    "verify_backup_async",
     "wait_for_idle",
 ]
 
@@ -246,4 +253,66 @@ class DownloadStream:
     def __anext__(self) -> Awaitable[bytes]: ...
     def aclose(self) -> Awaitable[None]: ...
 
+def verify_backup(
+    location: str,
+    slug: str,
+    *,
+    deep: bool = False,
+    password: str | None = None,
+    options: list[tuple[str, str]] | None = None,
+) -> dict[str, Any]: ...
+def verify_backup_async(
+    location: str,
+    slug: str,
+    *,
+    deep: bool = False,
+    password: str | None = None,
+    options: list[tuple[str, str]] | None = None,
+    cancel: CancelToken | None = None,
+) -> Awaitable[dict[str, Any]]: ...
+def copy_backup(
+    source: str,
+    slug: str,
+    dest: str,
+    *,
+    options: list[tuple[str, str]] | None = None,
+    dest_options: list[tuple[str, str]] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]: ...
+def copy_backup_async(
+    source: str,
+    slug: str,
+    dest: str,
+    *,
+    options: list[tuple[str, str]] | None = None,
+    dest_options: list[tuple[str, str]] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    cancel: CancelToken | None = None,
+) -> Awaitable[dict[str, Any]]: ...
+def plan_prune(
+    backups: list[tuple[str, str]],
+    rules: dict[str, Any],
+    *,
+    now: str | None = None,
+    tz: str | None = None,
+) -> dict[str, Any]: ...
+def prune_location(
+    location: str,
+    rules: dict[str, Any],
+    *,
+    now: str | None = None,
+    tz: str | None = None,
+    dry_run: bool = False,
+    options: list[tuple[str, str]] | None = None,
+) -> dict[str, Any]: ...
+def prune_location_async(
+    location: str,
+    rules: dict[str, Any],
+    *,
+    now: str | None = None,
+    tz: str | None = None,
+    dry_run: bool = False,
+    options: list[tuple[str, str]] | None = None,
+    cancel: CancelToken | None = None,
+) -> Awaitable[dict[str, Any]]: ...
 def wait_for_idle(timeout: float) -> bool: ...

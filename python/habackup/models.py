@@ -79,4 +79,76 @@ class CreateOptions(TypedDict, total=False):
     """3 (Home Assistant's default since 2025.1) or 2."""
 
 
-__all__ = ["BackupSyncMetadata", "CreateOptions", "SyncedBackup"]
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VerifyResult:
+    """What verifying one stored backup found: ``ok`` when ``problems`` is empty."""
+
+    location: str
+    """The folder or store URL (without credentials)."""
+    slug: str
+    ok: bool
+    size: int
+    """The stored size, in bytes."""
+    sha256: str | None
+    """The digest checked against (a store's sidecar), or computed (a folder); None without."""
+    problems: tuple[str, ...] = ()
+    """What is wrong with the stored copy, one sentence each."""
+    warnings: tuple[str, ...] = ()
+    """What could not be checked, or is odd without being wrong."""
+    deep: bool = False
+    """Whether every byte was decoded (``members`` and ``bytes`` are then set)."""
+    members: int | None = None
+    bytes: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        data = asdict(self)
+        data["problems"] = list(self.problems)
+        data["warnings"] = list(self.warnings)
+        return data
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class KeptBackup:
+    """A backup a retention policy keeps, and the rules that keep it (``daily``,
+    ``oldest monthly``, ``within 7d``, ``newest``, ...)."""
+
+    slug: str
+    date: str
+    reasons: tuple[str, ...]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PrunedBackup:
+    """A backup a retention policy removes."""
+
+    slug: str
+    date: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PrunePlan:
+    """Which backups a retention policy keeps and which it removes, newest first."""
+
+    keep: tuple[KeptBackup, ...]
+    remove: tuple[PrunedBackup, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"keep": [{"slug", "date", "reasons"}], "remove": [{"slug", "date"}]}``."""
+        return {
+            "keep": [
+                {"slug": k.slug, "date": k.date, "reasons": list(k.reasons)} for k in self.keep
+            ],
+            "remove": [{"slug": r.slug, "date": r.date} for r in self.remove],
+        }
+
+
+__all__ = [
+    "BackupSyncMetadata",
+    "CreateOptions",
+    "KeptBackup",
+    "PrunePlan",
+    "PrunedBackup",
+    "SyncedBackup",
+    "VerifyResult",
+]

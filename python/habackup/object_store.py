@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,11 @@ def _option_text(value: OptionValue) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+def option_pairs(options: Mapping[str, OptionValue] | None) -> list[tuple[str, str]]:
+    """Store options as the engine takes them: ``(key, text)`` pairs."""
+    return [(str(k), _option_text(v)) for k, v in (options or {}).items()]
 
 
 class ObjectStoreBackupSyncAgent(BackupSyncAgent):
@@ -46,8 +51,7 @@ class ObjectStoreBackupSyncAgent(BackupSyncAgent):
         self, name: str, url: str, *, options: Mapping[str, OptionValue] | None = None
     ) -> None:
         super().__init__(name)
-        pairs = [(str(k), _option_text(v)) for k, v in (options or {}).items()]
-        self._client = _core.ObjectStoreClient(url, pairs)
+        self._client = _core.ObjectStoreClient(url, option_pairs(options))
 
     @property
     def url(self) -> str:

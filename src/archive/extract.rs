@@ -164,13 +164,13 @@ fn read_full(stream: &mut dyn Read, buf: &mut [u8]) -> (usize, Option<io::Error>
 
 /// The inner archive's plaintext: gunzipped if need be, and able to drain what lies under the gzip
 /// stream once it has ended.
-pub(crate) enum InnerStream {
-    Gzip(Box<GzDecoder<Box<dyn Read + Send>>>),
-    Plain(Box<dyn Read + Send>),
+pub(crate) enum InnerStream<R: Read> {
+    Gzip(Box<GzDecoder<R>>),
+    Plain(R),
 }
 
-impl InnerStream {
-    pub(crate) fn new(raw: Box<dyn Read + Send>, gzipped: bool) -> Self {
+impl<R: Read> InnerStream<R> {
+    pub(crate) fn new(raw: R, gzipped: bool) -> Self {
         if gzipped {
             InnerStream::Gzip(Box::new(GzDecoder::new(raw)))
         } else {
@@ -188,7 +188,7 @@ impl InnerStream {
     }
 }
 
-impl Read for InnerStream {
+impl<R: Read> Read for InnerStream<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             InnerStream::Gzip(gz) => gz.read(buf),

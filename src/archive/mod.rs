@@ -27,4 +27,4 @@ pub use local::{check_backup_file, find_local, list_local, Expected, LocalListin
 pub use metadata::{is_valid_slug, make_slug, sync_metadata, BackupInfo};
 pub use read::{read_backup, read_backup_json, validate_password, MAX_METADATA};
 pub use restore::{recover, restore_into, RestoreOptions, RestoreReport};
-pub use verify::{verify_archive, VerifyReport};
+pub use verify::{verify_archive, verify_stream, VerifyReport};

@@ -27,12 +27,12 @@ pub struct OuterListing {
     pub inner: Option<InnerMember>,
 }
 
-fn normalized(name: &[u8]) -> &[u8] {
+pub(crate) fn normalized(name: &[u8]) -> &[u8] {
     name.strip_prefix(b"./").unwrap_or(name)
 }
 
 /// Reads backup.json out of a member of the outer tar, refusing an implausible or cut one.
-fn metadata_of_entry<R: Read>(
+pub(crate) fn metadata_of_entry<R: Read>(
     entry: &mut tar::Entry<'_, R>,
     path: &Path,
 ) -> Result<BackupInfo, ArchiveError> {
@@ -58,7 +58,7 @@ fn metadata_of_entry<R: Read>(
     parse_backup_json(&bytes, path)
 }
 
-fn is_metadata(name: &[u8]) -> bool {
+pub(crate) fn is_metadata(name: &[u8]) -> bool {
     METADATA_NAMES.iter().any(|m| name == m.as_bytes())
 }
 
@@ -149,22 +149,31 @@ pub fn open_inner(path: &Path, password: Option<&str>) -> Result<Opened, Archive
     if !listing.info.protected {
         return Ok((listing.info, inner, Box::new(raw)));
     }
+    let decryptor = decrypt(raw, password, path)?;
+    inner.securetar_version = Some(decryptor.header().version());
+    Ok((listing.info, inner, Box::new(decryptor)))
+}
+
+/// A protected backup's inner archive, decrypted; the password is checked first.
+pub(crate) fn decrypt<R: Read>(
+    raw: R,
+    password: Option<&str>,
+    path: &Path,
+) -> Result<Decryptor<R>, ArchiveError> {
     let Some(password) = password else {
         return Err(ArchiveError::IncorrectPassword {
             path: path.to_path_buf(),
             reason: "the backup is password-protected and no password was given".into(),
         });
     };
-    let decryptor = Decryptor::new(raw, password).map_err(|e| match e {
+    Decryptor::new(raw, password).map_err(|e| match e {
         CryptoError::IncorrectPassword => ArchiveError::IncorrectPassword {
             path: path.to_path_buf(),
             reason: "the password is incorrect".into(),
         },
         CryptoError::Header(e) => ArchiveError::invalid(path, e.to_string()),
         CryptoError::Corrupt(e) => ArchiveError::invalid(path, e),
-    })?;
-    inner.securetar_version = Some(decryptor.header().version());
-    Ok((listing.info, inner, Box::new(decryptor)))
+    })
 }
 
 /// The SecureTar version of a protected backup's inner archive, read from its header.

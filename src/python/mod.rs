@@ -9,6 +9,7 @@ mod agent;
 mod archive;
 mod backup;
 mod errors;
+mod locations;
 mod manager;
 mod object_store;
 mod runtime;
@@ -28,6 +29,11 @@ mod _core {
     };
     #[pymodule_export]
     use super::backup::Backup;
+    #[pymodule_export]
+    use super::locations::{
+        copy_backup, copy_backup_async, plan_prune, prune_location, prune_location_async,
+        verify_backup, verify_backup_async,
+    };
     #[pymodule_export]
     use super::manager::BackupManagerCore;
     #[pymodule_export]

@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -18,6 +19,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::error::StoreError;
+use super::throttle::{self, Throttle};
 use super::{check_slug, Progress, StoreAgent};
 use crate::archive::{self, CancelToken, IoContext};
 use crate::common::atomic::TempFile;
@@ -53,6 +55,7 @@ fn verified(
     inner: BoxStream<'static, object_store::Result<Bytes>>,
     expected: Expected,
     what: String,
+    limit: Option<Arc<Throttle>>,
 ) -> BoxStream<'static, Result<Bytes, StoreError>> {
     struct State {
         inner: BoxStream<'static, object_store::Result<Bytes>>,
@@ -67,10 +70,12 @@ fn verified(
     futures_util::stream::unfold(state, move |mut state| {
         let expected = expected.clone();
         let what = what.clone();
+        let limit = limit.clone();
         async move {
             let hasher = state.hasher.as_mut()?;
             match state.inner.next().await {
                 Some(Ok(chunk)) => {
+                    throttle::take(limit.as_deref(), chunk.len()).await;
                     state.done += chunk.len() as u64;
                     if state.done > expected.size {
                         state.hasher = None;
@@ -155,7 +160,12 @@ impl StoreAgent {
         Ok(Download {
             size: expected.size,
             sha256: expected.sha256.clone(),
-            stream: verified(got.into_stream(), expected, what),
+            stream: verified(
+                got.into_stream(),
+                expected,
+                what,
+                self.download_throttle.clone(),
+            ),
         })
     }
 

@@ -56,6 +56,47 @@ impl StoreAgent {
         }
     }
 
+    /// The metadata of stored backup `slug` (`size` bytes): its sidecar's, or, without a
+    /// readable one, what its backup.json says.
+    async fn describe_stored(
+        &self,
+        slug: &str,
+        size: u64,
+        has_sidecar: bool,
+    ) -> Result<Metadata, StoreError> {
+        if has_sidecar {
+            match self.read_sidecar(slug).await {
+                Ok(Some(m)) => return Ok(m),
+                // Deleted between the listing and now: describe the .tar itself.
+                Ok(None) => {}
+                Err(err @ StoreError::Unreachable(_)) => return Err(err),
+                Err(err) => {
+                    log::warn!(target: "habackup.agent", "{err}; reading its backup.json");
+                }
+            }
+        }
+        self.backup_json(slug, size).await
+    }
+
+    /// The metadata of one stored backup, as the listing gives it; `NotFound` without one.
+    pub async fn describe_backup(&self, slug: &str) -> Result<Metadata, StoreError> {
+        super::check_slug(slug)?;
+        let tar = Self::tar_name(slug);
+        let size = match self.store().head(&self.key(&tar)).await {
+            Ok(meta) => meta.size,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(StoreError::NotFound(format!(
+                    "backup {slug} not found at {}",
+                    self.display_url()
+                )))
+            }
+            Err(err) => return Err(StoreError::from_remote(&self.describe(&tar), &err)),
+        };
+        let mut metadata = self.describe_stored(slug, size, true).await?;
+        metadata.insert("slug".into(), Value::from(slug));
+        Ok(metadata)
+    }
+
     /// Every backup under the prefix, oldest first.
     pub async fn list(&self) -> Result<Vec<Listed>, StoreError> {
         let prefix = (!self.config.prefix.as_ref().is_empty()).then_some(&self.config.prefix);
@@ -91,20 +132,7 @@ impl StoreAgent {
         let reads = tars.into_iter().map(|(slug, size)| {
             let has_sidecar = sidecars.contains(&slug);
             async move {
-                let described = if has_sidecar {
-                    match self.read_sidecar(&slug).await {
-                        Ok(Some(m)) => Ok(m),
-                        // Deleted between the listing and now: describe the .tar itself.
-                        Ok(None) => self.backup_json(&slug, size).await,
-                        Err(err @ StoreError::Unreachable(_)) => Err(err),
-                        Err(err) => {
-                            log::warn!(target: "habackup.agent", "{err}; reading its backup.json");
-                            self.backup_json(&slug, size).await
-                        }
-                    }
-                } else {
-                    self.backup_json(&slug, size).await
-                };
+                let described = self.describe_stored(&slug, size, has_sidecar).await;
                 (slug, described)
             }
         });

@@ -9,14 +9,18 @@
 //! `error` sorts what goes wrong. Slugs, metadata and backup.json come from `archive`.
 
 mod config;
+mod copy;
 mod delete;
 mod download;
 mod error;
 mod listing;
+mod location;
 mod send;
 mod source;
+mod throttle;
 mod tuning;
 mod upload;
+mod verify;
 mod webdav;
 
 use std::sync::Arc;
@@ -32,7 +36,9 @@ pub use config::Kind;
 pub use download::Download;
 pub use error::StoreError;
 pub use listing::Listed;
+pub use location::Location;
 pub use tuning::Tuning;
+pub use verify::StoredCheck;
 
 pub use crate::common::Progress;
 
@@ -43,6 +49,9 @@ pub type Metadata = Map<String, Value>;
 #[derive(Debug)]
 pub struct StoreAgent {
     config: config::StoreConfig,
+    /// The bandwidth limits, shared by every transfer of this agent.
+    upload_throttle: Option<Arc<throttle::Throttle>>,
+    download_throttle: Option<Arc<throttle::Throttle>>,
 }
 
 /// An id asked for by a caller: one that cannot name an object is simply not there.
@@ -65,8 +74,13 @@ const SIDECAR_SUFFIX: &str = ".metadata.json";
 impl StoreAgent {
     /// Parses the URL and options; no request is made until the first operation.
     pub fn new(url: &str, options: &[(String, String)]) -> Result<StoreAgent, StoreError> {
+        let config = config::parse(url, options)?;
+        let throttle =
+            |limit: Option<u64>| limit.map(|rate| Arc::new(throttle::Throttle::new(rate)));
         Ok(StoreAgent {
-            config: config::parse(url, options)?,
+            upload_throttle: throttle(config.tuning.limit_upload),
+            download_throttle: throttle(config.tuning.limit_download),
+            config,
         })
     }
 

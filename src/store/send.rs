@@ -9,6 +9,7 @@ use tokio::task::JoinSet;
 
 use super::error::StoreError;
 use super::source::{Reader, Source};
+use super::throttle;
 use super::{Kind, Progress, StoreAgent};
 use crate::archive::CancelToken;
 
@@ -45,6 +46,11 @@ impl Send<'_> {
         self.size.unwrap_or(0)
     }
 
+    /// Waits for the agent's upload limit, if it has one.
+    async fn throttled(&self, bytes: usize) {
+        throttle::take(self.agent.upload_throttle.as_deref(), bytes).await;
+    }
+
     fn open(&self, source: &mut Source) -> Result<Reader, StoreError> {
         source.open(self.size, self.cancel).ok_or_else(|| {
             StoreError::Failed(format!(
@@ -73,6 +79,7 @@ impl Send<'_> {
     async fn single(&self, mut reader: Reader) -> Result<Sent, StoreError> {
         let mut parts = Vec::new();
         while let Some(chunk) = self.cancel.run(reader.chunks.recv()).await? {
+            self.cancel.run(self.throttled(chunk.len())).await?;
             parts.push(chunk);
         }
         let verdict = reader.finish().await?;
@@ -153,7 +160,14 @@ impl Send<'_> {
         let mut part: Vec<Bytes> = Vec::new();
         let mut filled = 0usize;
         let mut sent_any = false;
+        let mut fed = 0u64;
         while let Some(mut chunk) = self.cancel.run(reader.chunks.recv()).await? {
+            if self.agent.upload_throttle.is_some() {
+                self.cancel.run(self.throttled(chunk.len())).await?;
+                // Parts leave in bursts; under a limit the limited feed is the steady measure.
+                fed += chunk.len() as u64;
+                report(self.progress, fed, self.total().max(fed));
+            }
             while !chunk.is_empty() {
                 let piece = chunk.split_to((part_size - filled).min(chunk.len()));
                 filled += piece.len();
@@ -192,11 +206,14 @@ impl Send<'_> {
         loop {
             let mut reader = self.open(source)?;
             let progress = self.progress.clone();
+            let limit = self.agent.upload_throttle.clone();
             let chunks = std::mem::replace(&mut reader.chunks, tokio::sync::mpsc::channel(1).1);
             let body = futures_util::stream::unfold((chunks, 0u64), move |(mut rx, sent)| {
                 let progress = progress.clone();
+                let limit = limit.clone();
                 async move {
                     let chunk = rx.recv().await?;
+                    throttle::take(limit.as_deref(), chunk.len()).await;
                     let sent = sent + chunk.len() as u64;
                     report(&progress, sent, size);
                     Some((Ok::<_, std::io::Error>(chunk), (rx, sent)))

@@ -25,6 +25,9 @@ pub struct Tuning {
     pub connect_timeout: Duration,
     /// Per request: one part, not a whole backup, has to fit in it.
     pub timeout: Duration,
+    /// Bytes per second for all uploads / downloads of the agent together; `None`: no limit.
+    pub limit_upload: Option<u64>,
+    pub limit_download: Option<u64>,
 }
 
 impl Default for Tuning {
@@ -46,6 +49,8 @@ impl Default for Tuning {
             },
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(300),
+            limit_upload: None,
+            limit_download: None,
         }
     }
 }
@@ -71,6 +76,22 @@ fn parse_size(key: &str, value: &str) -> Result<u64, StoreError> {
         _ => return Err(invalid(format!("option {key}: {value:?} is not a size"))),
     };
     Ok(number * factor)
+}
+
+/// A rate in bytes per second (`500KiB`, `2MiB/s`); `0` or `none` for no limit.
+fn parse_rate(key: &str, value: &str) -> Result<Option<u64>, StoreError> {
+    let trimmed = value.trim();
+    if trimmed.eq_ignore_ascii_case("none") {
+        return Ok(None);
+    }
+    let per_second = trimmed.strip_suffix("/s").unwrap_or(trimmed);
+    let rate = parse_size(key, per_second)?;
+    if rate > 0 && rate < 1024 {
+        return Err(invalid(format!(
+            "option {key}: {value:?} is below 1 KiB/s (the unit is bytes per second)"
+        )));
+    }
+    Ok((rate > 0).then_some(rate))
 }
 
 fn parse_duration(key: &str, value: &str) -> Result<Duration, StoreError> {
@@ -141,6 +162,8 @@ pub fn take_tuning(
             "retry_backoff" => tuning.retry.backoff.init_backoff = parse_duration(key, value)?,
             "timeout" => tuning.timeout = parse_duration(key, value)?,
             "connect_timeout" => tuning.connect_timeout = parse_duration(key, value)?,
+            "limit_upload" => tuning.limit_upload = parse_rate(key, value)?,
+            "limit_download" => tuning.limit_download = parse_rate(key, value)?,
             _ => rest.push((key.clone(), value.clone())),
         }
     }
@@ -148,4 +171,5 @@ pub fn take_tuning(
 }
 
 pub const TUNING_KEYS: &str = "multipart_threshold, part_size, max_concurrency, max_retries, \
-                           retry_timeout, retry_backoff, timeout, connect_timeout";
+                           retry_timeout, retry_backoff, timeout, connect_timeout, limit_upload, \
+                           limit_download";

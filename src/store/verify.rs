@@ -1,0 +1,145 @@
+//! Verification where a backup is stored: its bytes streamed through the sha256 and, when asked,
+//! through the whole decoder (secretstream MACs and FINAL tag, gzip CRC, tar structure), with
+//! nothing written to disk.
+
+use std::io::{Cursor, Read};
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::error::StoreError;
+use super::StoreAgent;
+use crate::archive::{read_backup_json, verify_stream, ArchiveError, CancelToken, VerifyReport};
+
+/// backup.json is read from the first bytes.
+const HEAD: usize = 64 * 1024;
+
+/// What verifying one stored backup found.
+#[derive(Debug, Clone, Default)]
+pub struct StoredCheck {
+    pub slug: String,
+    /// The stored size and, when the sidecar records it, sha256.
+    pub size: u64,
+    pub sha256: Option<String>,
+    /// What is wrong with the stored copy (empty: it is good).
+    pub problems: Vec<String>,
+    /// What could not be checked, or is odd without being wrong.
+    pub warnings: Vec<String>,
+    /// The full decode's figures (`deep` only, when it got through).
+    pub decoded: Option<VerifyReport>,
+}
+
+/// Reads the chunks a channel brings, on a blocking thread.
+struct ChunkReader {
+    rx: mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+fn problem(err: &ArchiveError) -> String {
+    match err {
+        ArchiveError::IncorrectPassword { reason, .. }
+        | ArchiveError::InvalidBackup { reason, .. }
+        | ArchiveError::Unsupported { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl StoreAgent {
+    /// Verifies backup `slug` where it is stored: quick (size, sha256 and backup.json) or, with
+    /// `deep`, every byte decoded too (`password` for a protected backup). `NotFound` when there
+    /// is no such backup; a damaged one is a result with problems, not an error.
+    pub async fn verify(
+        &self,
+        slug: &str,
+        deep: bool,
+        password: Option<String>,
+        cancel: &CancelToken,
+    ) -> Result<StoredCheck, StoreError> {
+        let mut download = cancel.run(self.open_download(slug)).await??;
+        let mut check = StoredCheck {
+            slug: slug.to_string(),
+            size: download.size,
+            sha256: download.sha256.clone(),
+            ..StoredCheck::default()
+        };
+        if check.sha256.is_none() {
+            check
+                .warnings
+                .push("no sha256 recorded (no sidecar): checked against its size only".into());
+        }
+        let shown = PathBuf::from(self.describe(&Self::tar_name(slug)));
+        let (tx, decoder) = if deep {
+            let (tx, rx) = mpsc::channel::<Bytes>(4);
+            let (shown, cancel) = (shown.clone(), cancel.clone());
+            let decoder = tokio::task::spawn_blocking(move || {
+                let reader = ChunkReader {
+                    rx,
+                    current: Bytes::new(),
+                };
+                verify_stream(reader, &shown, password.as_deref(), &cancel)
+            });
+            (Some(tx), Some(decoder))
+        } else {
+            (None, None)
+        };
+        let mut head = Vec::with_capacity(HEAD);
+        let streamed = cancel
+            .run(async {
+                let mut tx = tx;
+                while let Some(chunk) = download.next().await {
+                    let chunk = chunk?;
+                    if head.len() < HEAD {
+                        let room = HEAD - head.len();
+                        head.extend_from_slice(&chunk[..room.min(chunk.len())]);
+                    }
+                    // A decoder that stopped has its verdict; the digest still wants the rest.
+                    if let Some(sender) = &tx {
+                        if sender.send(chunk).await.is_err() {
+                            tx = None;
+                        }
+                    }
+                }
+                Ok::<(), StoreError>(())
+            })
+            .await?;
+        match streamed {
+            Ok(()) => {}
+            Err(StoreError::Failed(message)) => check.problems.push(message),
+            Err(err) => return Err(err),
+        }
+        match read_backup_json(Cursor::new(&head), &shown) {
+            Ok(info) if info.slug != slug => check
+                .problems
+                .push(format!("its backup.json names backup {}", info.slug)),
+            Ok(_) => {}
+            Err(err) => check.problems.push(problem(&err)),
+        }
+        if let Some(decoder) = decoder {
+            let decoded = decoder
+                .await
+                .map_err(|e| StoreError::Failed(format!("verify task failed: {e}")))?;
+            match decoded {
+                Ok(report) => check.decoded = Some(report),
+                Err(ArchiveError::Cancelled) => return Err(StoreError::Cancelled),
+                Err(err) => check.problems.push(problem(&err)),
+            }
+        }
+        Ok(check)
+    }
+}
