@@ -11,11 +11,9 @@ from .models import BackupSyncMetadata, CreateOptions, SyncedBackup
 _StrPath = str | os.PathLike[str]
 
 DEFAULT_EXCLUDES: tuple[str, ...]
-DEFAULT_HA_VERSION: str
 __version__: str
 __all__ = [
     "DEFAULT_EXCLUDES",
-    "DEFAULT_HA_VERSION",
     "Backup",
     "BackupManagerCore",
     "BackupSyncAgent",
@@ -207,6 +205,8 @@ class ObjectStoreClient:
     def url(self) -> str: ...
     @property
     def kind(self) -> str: ...
+    @property
+    def local_dir(self) -> Path | None: ...
     def upload(
         self,
         path: _StrPath,
@@ -220,7 +220,7 @@ class ObjectStoreClient:
         path: _StrPath,
         on_progress: Callable[[int, int], None] | None = None,
         cancel: CancelToken | None = None,
-    ) -> Awaitable[None]: ...
+    ) -> Awaitable[Backup]: ...
     def list(self) -> Awaitable[list[dict[str, Any]]]: ...
     def delete(self, id: str, cancel: CancelToken | None = None) -> Awaitable[None]: ...
     def tuning(self) -> dict[str, int]: ...

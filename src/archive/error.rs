@@ -1,13 +1,15 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::common::text::io_text;
 use crate::common::Cancelled;
 
 /// Everything that can go wrong while writing, reading or extracting a backup.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    /// I/O on a named file failed (unreadable source file, full disk, ...).
-    #[error("{path}: {source}")]
+    /// I/O on a named file failed (unreadable source file, full disk, ...). Shown as
+    /// `path: Permission denied`, without Rust's ` (os error 13)`.
+    #[error("{path}: {}", io_text(source))]
     Io {
         path: PathBuf,
         #[source]

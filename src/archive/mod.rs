@@ -5,6 +5,7 @@
 
 mod create;
 mod deflate;
+mod destination;
 mod error;
 mod excludes;
 mod extract;
@@ -19,7 +20,7 @@ mod verify;
 mod walk;
 
 pub use crate::common::{CancelToken, Cancelled};
-pub use create::{create_archive, CreateOptions, ProgressFn, DEFAULT_HA_VERSION};
+pub use create::{create_archive, ha_version, CreateOptions, ProgressFn};
 pub use error::{ArchiveError, IoContext};
 pub use excludes::{Excludes, Pattern, DATABASE_FILES, DEFAULT_EXCLUDES};
 pub use extract::{extract_archive, extract_protected_archive, ExtractSummary};
