@@ -55,7 +55,8 @@ class CreateOptions(TypedDict, total=False):
     """
 
     name: Required[str]
-    """The backup's name (Home Assistant shows it); with the date it makes the slug."""
+    """The backup's name (Home Assistant shows it; a blank one is refused); with the date it
+    makes the slug."""
     include_database: bool
     """``False`` also leaves out ``home-assistant_v2.db`` and its WAL/SHM (default ``True``)."""
     excludes: Sequence[str]
@@ -63,7 +64,9 @@ class CreateOptions(TypedDict, total=False):
     against paths inside the config dir, anchored at its top: ``*`` stays within one path
     segment, ``**`` spans segments (``**/*.log``). A custom list replaces the defaults."""
     ha_version: str | None
-    """The Home Assistant version recorded; default the config dir's ``.HA_VERSION``."""
+    """The Home Assistant version recorded; default the config dir's ``.HA_VERSION``. A dir
+    without one is not a Home Assistant config dir: it is refused (``ArchiveError``) unless
+    this is given."""
     extra: Mapping[str, Any] | None
     """More keys for backup.json's ``extra`` (JSON-compatible)."""
     compresslevel: int

@@ -14,6 +14,7 @@ use super::gzip::{write_error, write_gzip, ChunkWriter, GzipOptions};
 use super::metadata::{backup_extra, make_slug, render_backup_json, BackupInfo, NewBackupJson};
 use crate::common::atomic::TempFile;
 use crate::common::digest::sha256_hex;
+use crate::common::text::escape;
 use crate::securetar::Encryptor;
 
 use super::tar_header::{self, EntryType, HeaderFields, BLOCK};
@@ -120,7 +121,8 @@ fn create_in_this_thread(
     for pattern in excludes.unmatched_custom() {
         log::warn!(
             target: "habackup.archive",
-            "exclude pattern {pattern:?} matched nothing in {}",
+            "exclude pattern \"{}\" matched nothing in {}",
+            escape(pattern),
             config_dir.display()
         );
     }
