@@ -28,7 +28,17 @@ class BackupSyncMetadata(TypedDict):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SyncedBackup:
-    """One backup as an agent holds it; ``id`` is the agent's own id for its copy."""
+    """One backup as an agent holds it (what ``BackupSyncAgent.async_list_backups`` returns).
+
+    - ``id``: the agent's own id for its copy (what its download and delete take)
+    - ``slug``: Home Assistant's id of the backup; the manager merges copies by it
+    - ``name``, ``date`` (ISO 8601 with a UTC offset), ``size`` (bytes)
+    - ``protected``: whether it is encrypted
+    - ``sha256``: hex digest of the whole file, when the agent keeps one
+    - ``homeassistant_version``: the version that made it, when known
+    - ``database_included``: whether the recorder database is in it
+    - ``extra_metadata``: backup.json's ``extra`` as the agent stored it
+    """
 
     id: str
     slug: str

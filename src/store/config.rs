@@ -18,6 +18,8 @@ use super::error::StoreError;
 use super::tuning::{invalid, take_tuning, Tuning, MIN_CLOUD_PART, TUNING_KEYS};
 use super::webdav::WebDav;
 
+type Store = Arc<dyn ObjectStore>;
+
 /// Which kind of store a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -139,8 +141,8 @@ fn webdav_stores(
     retry: &object_store::RetryConfig,
     rest: &[(String, String)],
     display_url: &str,
-) -> Result<(Arc<dyn ObjectStore>, Arc<dyn ObjectStore>), StoreError> {
-    let build = |url: &str| -> Result<Arc<dyn ObjectStore>, StoreError> {
+) -> Result<(Store, Store), StoreError> {
+    let build = |url: &str| -> Result<Store, StoreError> {
         let builder = HttpBuilder::new()
             .with_url(url)
             .with_retry(retry.clone())

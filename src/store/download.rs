@@ -238,13 +238,11 @@ impl StoreAgent {
     }
 }
 
+/// The temp file a download was written to, and the directories made for it.
+type Written = Result<(TempFile, CreatedDirs), StoreError>;
+
 /// Writes the chunks it is sent into a temp file beside `dest`, on the blocking pool.
-fn start_writer(
-    dest: PathBuf,
-) -> (
-    mpsc::Sender<Bytes>,
-    tokio::task::JoinHandle<Result<(TempFile, CreatedDirs), StoreError>>,
-) {
+fn start_writer(dest: PathBuf) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<Written>) {
     let (tx, mut rx) = mpsc::channel::<Bytes>(4);
     let writer = tokio::task::spawn_blocking(move || {
         let dirs = match dest.parent().filter(|d| !d.as_os_str().is_empty()) {
