@@ -127,6 +127,9 @@ mod tests {
         assert_eq!(err.to_string(), "/config/x.yaml: Permission denied");
         let full = io::Error::from_raw_os_error(libc::ENOSPC);
         let err = ArchiveError::failed("/out", format!("cannot write: {full}"));
-        assert_eq!(err.to_string(), "/out: cannot write: No space left on device");
+        assert_eq!(
+            err.to_string(),
+            "/out: cannot write: No space left on device"
+        );
     }
 }
