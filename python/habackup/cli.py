@@ -12,6 +12,7 @@ from typing import Any
 from ._cli import commands
 from ._cli.inputs import UsageError
 from ._cli.output import clean, error, warn
+from ._cli.progress import write_line
 from ._core import __version__
 from .errors import BackupError
 
@@ -196,8 +197,8 @@ class _Warnings(logging.Handler):
             message = str(record.msg)
         if record.levelno >= logging.WARNING:
             warn(message)
-        else:
-            warn(f"({record.levelname.lower()}) {message}")
+        else:  # --debug only
+            write_line(f"habackup: {record.levelname.lower()}: {clean(message)}")
 
 
 def _log_to_stderr(debug: bool) -> None:
