@@ -107,6 +107,7 @@ def main() -> None:
         work = Path(tmp)
         tiny = work / "tiny"
         tiny.mkdir()
+        (tiny / ".HA_VERSION").write_text("2025.4.4\n")
         (tiny / "configuration.yaml").write_text("homeassistant:\n")
         rate, spent = asyncio.run(awaits_per_second(tiny, work, args.platforms))
         print(

@@ -7,10 +7,14 @@ import the plain functions from ``helpers``.
 from __future__ import annotations
 
 import importlib.util
+import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from cli_helpers import EXAMPLE, run
 from helpers import inner_member_names, make_config_dir
 
 import habackup
@@ -54,3 +58,19 @@ def small_backup(tmp_path_factory: pytest.TempPathFactory) -> Path:
     backup = habackup.create_archive(make_config_dir(root / "config"), root / "out", name="Small")
     assert backup.path is not None
     return backup.path
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    config = tmp_path / "config"
+    shutil.copytree(EXAMPLE, config, symlinks=True)
+    return config
+
+
+@pytest.fixture
+def made(example: Path, tmp_path: Path) -> dict[str, Any]:
+    """A backup of ``example`` made through the CLI: its --json output."""
+    created = run("create", example, "-o", tmp_path / "made", "--name", "Made", "--json")
+    assert created.returncode == 0, created.stderr
+    backup: dict[str, Any] = json.loads(created.stdout)
+    return backup

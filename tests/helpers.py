@@ -35,12 +35,22 @@ EXCLUDED_BY_DEFAULT = frozenset(
 Snapshot = dict[str, tuple[str, int, int, str]]
 
 
+HA_VERSION = "2025.1.2"
+
+
+def home_assistant_dir(root: Path) -> Path:
+    """An empty dir that is a Home Assistant config dir: it has the ``.HA_VERSION`` Home
+    Assistant writes on every start (habackup refuses to back up a dir without one)."""
+    root.mkdir(parents=True)
+    (root / ".HA_VERSION").write_text(f"{HA_VERSION}\n")
+    return root
+
+
 def make_config_dir(root: Path) -> Path:
     """A small Home Assistant config dir with the awkward cases a backup has to carry."""
-    root.mkdir(parents=True)
+    home_assistant_dir(root)
     (root / "configuration.yaml").write_text("homeassistant:\n  name: Home\n")
     (root / "automations.yaml").write_text("[]\n")
-    (root / ".HA_VERSION").write_text("2025.1.2\n")
     (root / ".storage").mkdir()
     (root / ".storage" / "core.uuid").write_text(
         json.dumps({"version": 1, "key": "core.uuid", "data": {"uuid": INSTANCE_ID}})

@@ -10,14 +10,14 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import temp_leftovers
+from helpers import home_assistant_dir, temp_leftovers
 
 import habackup
 
 
 def make_big_config(root: Path, megabytes: int) -> None:
     """Half incompressible bytes, half JSON-like text, as in a real config dir."""
-    root.mkdir()
+    home_assistant_dir(root)
     rnd = random.Random(7)
     (root / "media").mkdir()
     for i in range(megabytes // 4):
@@ -97,15 +97,33 @@ async def test_progress_reaches_the_loop_thread(big_config: Path, tmp_path: Path
 async def test_cancel_during_create_leaves_nothing(big_config: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    target = out / "backup.tar"
-    target.write_bytes(b"previous backup")
-    task = asyncio.create_task(habackup.async_create_archive(big_config, target, name="c"))
+    earlier = out / "earlier.tar"
+    earlier.write_bytes(b"previous backup")
+    task = asyncio.create_task(
+        habackup.async_create_archive(big_config, out / "backup.tar", name="c")
+    )
     await wait_for_partial(out, task)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert sorted(p.name for p in out.iterdir()) == ["backup.tar"]
-    assert target.read_bytes() == b"previous backup"
+    assert sorted(p.name for p in out.iterdir()) == ["earlier.tar"]
+    assert earlier.read_bytes() == b"previous backup"
+
+
+async def test_cancel_during_create_into_a_new_dir_takes_the_dir_away(
+    big_config: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "new" / "dir"
+    task = asyncio.create_task(habackup.async_create_archive(big_config, f"{target}/", name="c"))
+    deadline = time.monotonic() + 10
+    while not (target.is_dir() and temp_leftovers(target)):
+        assert not task.done(), "finished before its temp output was seen"
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.0005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not (tmp_path / "new").exists()
 
 
 async def test_cancel_during_extract_leaves_nothing(big_config: Path, tmp_path: Path) -> None:
@@ -147,8 +165,7 @@ def test_engine_threads_yield_as_configured(
         monkeypatch.delenv("HABACKUP_PRIORITY", raising=False)
     else:
         monkeypatch.setenv("HABACKUP_PRIORITY", setting)
-    config = tmp_path / "config"
-    config.mkdir()
+    config = home_assistant_dir(tmp_path / "config")
     (config / "a.yaml").write_text("a: 1\n")
     seen: list[tuple[int, int]] = []
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import relative_names
+from helpers import home_assistant_dir, relative_names
 
 import habackup
 
@@ -62,8 +62,7 @@ Config = tuple[str | tuple[str, ...], bool]  # (excludes, include_database)
 
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("excludes") / "config"
-    root.mkdir()
+    root = home_assistant_dir(tmp_path_factory.mktemp("excludes") / "config")
     for rel in FILES:
         path = root / rel
         path.parent.mkdir(parents=True, exist_ok=True)

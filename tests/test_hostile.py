@@ -20,6 +20,7 @@ import pytest
 from helpers import (
     gz,
     ha_backup_json,
+    home_assistant_dir,
     inner_span,
     links_leaving,
     make_tar,
@@ -337,8 +338,7 @@ def test_valid_links_are_extracted(arena: Arena) -> None:
 @pytest.fixture
 def valid_backup(arena: Arena) -> Path:
     """A small, valid backup made by habackup in `arena.backup`."""
-    config = arena.root / "config"
-    config.mkdir()
+    config = home_assistant_dir(arena.root / "config")
     (config / "configuration.yaml").write_text("homeassistant:\n")
     (config / "sub").mkdir()
     (config / "sub" / "data.json").write_text('{"k": "v"}\n' * 500)
@@ -413,8 +413,7 @@ def test_corrupt_gzip_trailer(arena: Arena, field: str) -> None:
 def test_flipped_byte_in_a_stored_block_is_caught_by_the_crc(arena: Arena) -> None:
     """At level 0 deflate stores bytes verbatim: a flipped byte still inflates, only the CRC
     can tell."""
-    config = arena.root / "config"
-    config.mkdir()
+    config = home_assistant_dir(arena.root / "config")
     marker = b"MARKER-" + os.urandom(16).hex().encode()
     (config / "payload.bin").write_bytes(b"a" * 5000 + marker + b"b" * 5000)
     habackup.create_archive(config, arena.backup, name="stored", compresslevel=0)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import inner_bytes
+from helpers import home_assistant_dir, inner_bytes
 
 import habackup
 
@@ -91,6 +91,7 @@ def create_mid_read(
             config,
             root / "backup.tar",
             name="live",
+            ha_version="2025.1.2",
             compresslevel=6,
             threads=1,
             on_progress=trigger,
@@ -118,6 +119,7 @@ def stored_files(backup: habackup.Backup) -> dict[str, bytes]:
 
 
 def config_with_big_file(root: Path, size: int, *, middle: str | None = None) -> tuple[Path, Path]:
+    # No .HA_VERSION (the version is given): the big file must be the first one read.
     config = root / "config"
     config.mkdir()
     big = config / "a_big.bin"
@@ -232,8 +234,7 @@ def test_entry_that_vanishes_after_the_walk_is_skipped(
 
 
 def unreadable_layout(base: Path) -> tuple[Path, Path, Path]:
-    config = base / "config"
-    config.mkdir()
+    config = home_assistant_dir(base / "config")
     (config / "a.yaml").write_text("a: 1\n")
     (config / "a_data.bin").write_bytes(pattern(2 * 1024 * 1024, seed=1))
     secret = config / "b_secret.yaml"

@@ -463,3 +463,23 @@ async def test_restore_of_a_backup_without_database_keeps_the_current_one(tmp_pa
     assert (config_dir / "configuration.yaml").read_text() != "changed: true\n"
     assert sorted(p.name for p in config_dir.iterdir() if p.name.startswith(".habackup")) == []
 
+
+
+async def test_default_name_and_version_come_from_the_config_dir(tmp_path: Path) -> None:
+    config_dir = make_config_dir(tmp_path / "config")
+    manager = habackup.BackupManager(Hass(), config_dir=config_dir)
+    for name in (None, "  "):
+        backup = await manager.async_create_backup(name=name)
+        assert backup.name == "Core 2025.1.2"
+        assert backup.homeassistant_version == "2025.1.2"
+        assert backup.path is not None
+        backup.path.unlink()
+
+    (config_dir / ".HA_VERSION").unlink()
+    with pytest.raises(habackup.ArchiveError, match="not a Home Assistant config dir"):
+        await manager.async_create_backup()
+    assert manager.state == "idle"
+    given = habackup.BackupManager(Hass(), config_dir=config_dir, ha_version="2024.6.0")
+    backup = await given.async_create_backup()
+    assert backup.name == "Core 2024.6.0"
+    assert backup.homeassistant_version == "2024.6.0"

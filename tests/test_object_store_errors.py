@@ -217,6 +217,37 @@ async def test_transient_failures_are_retried(
         assert dest.stat().st_size == big_backup_path.stat().st_size
 
 
+@pytest.mark.parametrize("prefix", ["/ha/backups", "/ha/backups/", ""])
+async def test_webdav_requests_name_each_object_by_one_path(
+    webdav_server: Any, small_backup: Path, tmp_path: Path, prefix: str
+) -> None:
+    """object_store's HTTP store appends a key's segments to its base URL: a base ending in "/"
+    made reads of `/ha//x.tar` (wsgidav merges the slashes, other servers do not)."""
+    slug = habackup.read_backup(small_backup).slug
+    with flaky_proxy(webdav_server.url, lambda method, path, n: False) as proxy:
+        host = proxy.url.removeprefix("http://")
+        url = f"http://{webdav_server.user}:{webdav_server.password}@{host}{prefix}"
+        agent = ObjectStoreBackupSyncAgent("dav", url, options=FAST)
+        await agent.async_upload_backup(path=small_backup)
+        [listed] = await agent.async_list_backups()
+        assert listed.slug == slug
+        await agent.async_download_backup(id=slug, path=tmp_path / f"{prefix.count('/')}.tar")
+        await agent.async_delete_backup(id=slug)
+    base = prefix.rstrip("/")
+    seen = proxy.forwarded
+    assert not [r for r in seen if "//" in r.split(" ", 1)[1]], seen
+    for request in (
+        f"PUT {base}/{slug}.tar",
+        f"GET {base}/{slug}.metadata.json",
+        f"GET {base}/{slug}.tar",
+        f"DELETE {base}/{slug}.tar",
+        f"DELETE {base}/{slug}.metadata.json",
+        # A collection is listed by its own URL, which ends in "/".
+        f"PROPFIND {base}/",
+    ):
+        assert request in seen, (request, seen)
+
+
 async def test_a_server_that_keeps_failing_is_reported_after_the_retries(
     s3_server: Any, small_backup: Path
 ) -> None:

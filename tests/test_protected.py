@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from helpers import (
     expected_snapshot,
     ha_backup_json,
+    home_assistant_dir,
     inner_span,
     make_config_dir,
     snapshot,
@@ -120,8 +121,7 @@ def test_reads_a_v1_backup(config: Path, tmp_path: Path) -> None:
 @pytest.fixture
 def protected(tmp_path: Path) -> Path:
     """A protected backup of several MiB of incompressible data, so it spans many chunks."""
-    config = tmp_path / "big"
-    config.mkdir()
+    config = home_assistant_dir(tmp_path / "big")
     (config / "media.bin").write_bytes(os.urandom(3 * MIB + 12345))
     (config / "exactly_one_mib.bin").write_bytes(os.urandom(MIB))
     backup = habackup.create_archive(config, tmp_path / "p.tar", name="p", password=PASSWORD)
@@ -196,7 +196,9 @@ def test_empty_config_dir_and_exact_mib_round_trip(protected: Path, tmp_path: Pa
     assert (dest / "exactly_one_mib.bin").stat().st_size == MIB
     empty = tmp_path / "empty"
     empty.mkdir()
-    backup = habackup.create_archive(empty, tmp_path / "e.tar", name="e", password=PASSWORD)
+    backup = habackup.create_archive(
+        empty, tmp_path / "e.tar", name="e", password=PASSWORD, ha_version="2025.1.0"
+    )
     report = habackup.verify_archive(backup.path, password=PASSWORD)
     assert report["members"] == 1
     habackup.extract_archive(backup.path, tmp_path / "e_out", password=PASSWORD)

@@ -9,7 +9,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from helpers import temp_leftovers
+from helpers import home_assistant_dir, temp_leftovers
 
 import habackup
 
@@ -57,8 +57,7 @@ def snapshot(root: Path) -> dict[str, tuple[str, int, int, str]]:
 
 @pytest.fixture
 def tree(tmp_path: Path) -> Path:
-    root = tmp_path / "config"
-    root.mkdir()
+    root = home_assistant_dir(tmp_path / "config")
     make_tree(root)
     return root
 
@@ -125,12 +124,34 @@ def test_backup_value_semantics(tree: Path, tmp_path: Path) -> None:
         backup.slug = "other"  # type: ignore[misc]
 
 
-def test_existing_file_is_replaced_atomically(tree: Path, tmp_path: Path) -> None:
+def test_an_existing_file_is_never_replaced(tree: Path, tmp_path: Path) -> None:
     target = tmp_path / "b.tar"
-    target.write_bytes(b"old")
-    habackup.create_archive(tree, target, name="x")
-    assert habackup.read_backup(target).name == "x"
+    target.write_bytes(b"an earlier backup")
+    with pytest.raises(habackup.ArchiveError, match="already exists") as raised:
+        habackup.create_archive(tree, target, name="x")
+    assert raised.value.path == str(target)
+    assert target.read_bytes() == b"an earlier backup"
     assert temp_leftovers(tmp_path) == []
+
+
+def test_a_path_ending_in_a_slash_is_a_directory_made_for_the_backup(
+    tree: Path, tmp_path: Path
+) -> None:
+    backup = habackup.create_archive(tree, f"{tmp_path}/new/dir/", name="x")
+    assert backup.path == tmp_path / "new" / "dir" / f"{backup.slug}.tar"
+    # Without the slash it names the file itself, which needs its directory.
+    named = habackup.create_archive(tree, tmp_path / "new" / "named", name="y")
+    assert named.path == tmp_path / "new" / "named"
+    with pytest.raises(habackup.ArchiveError, match="is not a directory"):
+        habackup.create_archive(tree, tmp_path / "absent" / "b.tar", name="z")
+    # A failed backup takes the directory made for it away again.
+    with pytest.raises(habackup.ArchiveError, match="compresslevel"):
+        habackup.create_archive(tree, f"{tmp_path}/never/", name="x", compresslevel=10)
+    (tmp_path / "x.yaml").write_text("not a dir")
+    with pytest.raises(habackup.ArchiveError, match="not a directory"):
+        habackup.create_archive(tmp_path / "x.yaml", f"{tmp_path}/never/", name="x")
+    assert not (tmp_path / "never").exists()
+    assert not (tmp_path / "absent").exists()
 
 
 @pytest.mark.parametrize("level", [0, 1, 9])

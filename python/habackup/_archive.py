@@ -19,11 +19,15 @@ DEFAULT_EXCLUDES: tuple[str, ...] = _core.DEFAULT_EXCLUDES
 
 
 def create_archive(config_dir: StrPath, path: StrPath, **options: Unpack[CreateOptions]) -> Backup:
-    """Back up ``config_dir`` to ``path`` (a file, or a directory that gets ``<slug>.tar``).
+    """Back up ``config_dir`` to ``path`` and return the new backup.
 
-    ``options`` are :class:`~habackup.CreateOptions` (``name`` is required; ``excludes``,
-    ``include_database``, ``password``, ``on_progress`` and more). Blocks the calling thread (with
-    the GIL released; Ctrl-C cancels cleanly); use :func:`async_create_archive` on an event loop.
+    ``path`` is an existing directory, or a ``str`` ending in ``/`` (a directory created for it,
+    and removed again if the backup fails): the backup is ``<dir>/<slug>.tar``. Any other path
+    is the file to write; it must not exist (a backup never replaces a file) and its directory
+    must. ``options`` are :class:`~habackup.CreateOptions` (``name`` is required; ``excludes``,
+    ``include_database``, ``ha_version``, ``password``, ``on_progress`` and more). Blocks the
+    calling thread (with the GIL released; Ctrl-C cancels cleanly); use
+    :func:`async_create_archive` on an event loop.
     """
     return _core.create_archive(config_dir, path, options)
 

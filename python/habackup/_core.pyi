@@ -11,11 +11,9 @@ from .models import BackupSyncMetadata, CreateOptions, SyncedBackup
 _StrPath = str | os.PathLike[str]
 
 DEFAULT_EXCLUDES: tuple[str, ...]
-DEFAULT_HA_VERSION: str
 __version__: str
 __all__ = [
     "DEFAULT_EXCLUDES",
-    "DEFAULT_HA_VERSION",
     "Backup",
     "BackupManagerCore",
     "BackupSyncAgent",
@@ -45,32 +43,50 @@ __all__ = [
     "wait_for_idle",
 ]
 
+"""The Rust engine (pyo3). Import from ``habackup``: these are its building blocks."""
+
 @final
 class Backup:
+    """One backup: what its backup.json says, where its file is and which sync agents hold
+    copies. Immutable, hashable, comparable."""
+
     @property
-    def slug(self) -> str: ...
+    def slug(self) -> str:
+        """Home Assistant's id of the backup (8 hex digits for its own); names ``<slug>.tar``."""
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The name Home Assistant shows."""
     @property
-    def date(self) -> str: ...
+    def date(self) -> str:
+        """When it was made: ISO 8601 with a UTC offset."""
     @property
-    def size(self) -> int: ...
+    def size(self) -> int:
+        """Bytes of the backup file."""
     @property
-    def path(self) -> Path | None: ...
+    def path(self) -> Path | None:
+        """The local file, or None for a backup only an agent holds."""
     @property
-    def protected(self) -> bool: ...
+    def protected(self) -> bool:
+        """Whether the inner archive is encrypted (securetar): restoring needs the password."""
     @property
-    def homeassistant_version(self) -> str | None: ...
+    def homeassistant_version(self) -> str | None:
+        """The Home Assistant version that made it (None in a Supervisor backup without Core)."""
     @property
-    def database_included(self) -> bool: ...
+    def database_included(self) -> bool:
+        """Whether the recorder database is in it."""
     @property
-    def sha256(self) -> str | None: ...
+    def sha256(self) -> str | None:
+        """Hex digest of the whole file, when known (None for a file only read)."""
     @property
-    def synced_agents(self) -> list[str]: ...
+    def synced_agents(self) -> list[str]:
+        """Agent ids (``"<domain>.<name>"``) that hold a copy, from the manager."""
     @property
-    def failed_agents(self) -> dict[str, str]: ...
+    def failed_agents(self) -> dict[str, str]:
+        """Agent id -> why its upload failed, from the manager's create or sync."""
     @property
-    def agents(self) -> dict[str, str]: ...
+    def agents(self) -> dict[str, str]:
+        """Agent id -> that agent's own id for its copy (what its ``async_download_backup`` and
+        ``async_delete_backup`` take as ``id``)."""
     def __new__(
         cls,
         *,
@@ -87,12 +103,15 @@ class Backup:
         failed_agents: dict[str, str] = ...,
         agents: dict[str, str] = ...,
     ) -> Backup: ...
-    def as_dict(self) -> dict[str, Any]: ...
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field (the path as a string)."""
     def __eq__(self, value: object, /) -> bool: ...
     def __hash__(self) -> int: ...
 
 @final
 class CancelToken:
+    """Stops the engine call it is passed to: ``cancel()`` from any thread."""
+
     def __new__(cls) -> CancelToken: ...
     def cancel(self) -> None: ...
     @property
@@ -135,7 +154,11 @@ def verify_archive_async(
 
 @disjoint_base
 class BackupSyncAgent:
+    """Base class of a sync agent: where the manager copies backups to. Subclasses implement
+    the four ``async_*`` coroutines; the manager's agent id is ``"<domain>.<name>"``."""
+
     name: str
+    """The agent's name, unique within its integration."""
     def __new__(cls, *args: Any, **kwargs: Any) -> BackupSyncAgent: ...
     def __init__(self, name: str) -> None: ...
     def async_upload_backup(
@@ -149,6 +172,8 @@ class BackupSyncAgent:
 
 @final
 class BackupManagerCore:
+    """The engine behind :class:`habackup.BackupManager`, which is what to use."""
+
     def __new__(
         cls,
         hass: Any,
@@ -208,6 +233,8 @@ class BackupManagerCore:
 
 @final
 class ObjectStoreClient:
+    """The engine behind :class:`habackup.ObjectStoreBackupSyncAgent`, which is what to use."""
+
     def __new__(
         cls, url: str, options: list[tuple[str, str]] | None = None
     ) -> ObjectStoreClient: ...
@@ -215,6 +242,8 @@ class ObjectStoreClient:
     def url(self) -> str: ...
     @property
     def kind(self) -> str: ...
+    @property
+    def local_dir(self) -> Path | None: ...
     def upload(
         self,
         path: _StrPath,
@@ -228,7 +257,7 @@ class ObjectStoreClient:
         path: _StrPath,
         on_progress: Callable[[int, int], None] | None = None,
         cancel: CancelToken | None = None,
-    ) -> Awaitable[None]: ...
+    ) -> Awaitable[Backup]: ...
     def upload_stream(
         self,
         metadata: dict[str, Any],

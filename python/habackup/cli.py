@@ -4,12 +4,16 @@ locally or on object stores (S3, GCS, Azure, WebDAV, file://)."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._cli import commands
 from ._cli.inputs import UsageError
+from ._cli.output import clean, error, warn
+from ._cli.progress import write_line
+from ._core import __version__
 from .errors import BackupError
 
 EXIT_OK = commands.EXIT_OK
@@ -18,10 +22,25 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 STORE_HELP = (
-    "object store URLs: file:///dir, memory://, s3://bucket/prefix, gs://bucket/prefix, "
-    "az://container/prefix, http(s)://host/dav/path; credentials from --option or the "
-    "environment (AWS_*, AZURE_*, GOOGLE_*)"
+    "object store URLs: file:///dir, s3://bucket/prefix, gs://bucket/prefix, "
+    "az://container/prefix, http(s)://host/dav/path (WebDAV); credentials from --option or the "
+    "environment (AWS_*, AZURE_*, GOOGLE_*). Exit codes: 0 done (warnings included), 1 failed, "
+    "2 bad usage, 130 interrupted."
 )
+
+EXCLUDE_HELP = (
+    "leave out files matching PATTERN (repeatable), in addition to Home Assistant's defaults "
+    "(*.log, backups/*.tar, tts/*, **/__pycache__/*, ...). Patterns match paths inside "
+    "CONFIG_DIR from its top: 'www/*.png' is www/logo.png, '*.png' only a .png at the top; "
+    "* and ? stay within one path segment, a ** segment spans any number ('**/*.png' is every "
+    ".png). A pattern that matches nothing gets a warning."
+)
+
+
+def _backup_name(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("a backup needs a name (Home Assistant shows it)")
+    return text
 
 
 class _RefusePassword(argparse.Action):
@@ -72,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="habackup", description=__doc__, parents=[_common(suppress=False)], epilog=STORE_HELP
     )
+    parser.add_argument("--version", action="version", version=f"habackup {__version__}")
     commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = _common(suppress=True)
 
@@ -87,16 +107,25 @@ def _parser() -> argparse.ArgumentParser:
         "--output",
         default="backups",
         metavar="DIR",
-        help="directory for the backup (default: ./backups)",
+        help="directory for the backup, created if missing (default: ./backups); the file is "
+        "DIR/SLUG.tar",
     )
-    create.add_argument("--name", default="Custom backup", help="the backup's name")
     create.add_argument(
-        "--exclude",
-        action="append",
-        metavar="PATTERN",
-        help="exclude pattern (repeatable; replaces Home Assistant's defaults)",
+        "--name", default="Custom backup", type=_backup_name, help="the backup's name"
+    )
+    create.add_argument("--exclude", action="append", metavar="PATTERN", help=EXCLUDE_HELP)
+    create.add_argument(
+        "--no-default-excludes",
+        action="store_true",
+        help="apply only the --exclude patterns, not Home Assistant's defaults",
     )
     create.add_argument("--no-database", action="store_true", help="leave out the recorder DB")
+    create.add_argument(
+        "--ha-version",
+        metavar="VERSION",
+        help="the Home Assistant version to record (default: CONFIG_DIR/.HA_VERSION; a dir "
+        "without one is refused unless this is given)",
+    )
     create.add_argument(
         "--upload",
         action="append",
@@ -146,20 +175,49 @@ def _parser() -> argparse.ArgumentParser:
     download.add_argument("url", metavar="URL")
     download.add_argument("slug", metavar="SLUG")
     download.add_argument(
-        "-o", "--output", required=True, metavar="DIR", help="directory that gets SLUG.tar"
+        "-o",
+        "--output",
+        required=True,
+        metavar="DIR",
+        help="directory that gets SLUG.tar (created if missing)",
     )
     _add_store_options(download)
     return parser
+
+
+class _Warnings(logging.Handler):
+    """The engine's log records (a file that vanished during the backup, an exclude pattern
+    that matched nothing, a store's unreadable sidecar) as ``habackup: warning:`` lines: they
+    do not fail the command."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record must not fail the command
+            message = str(record.msg)
+        if record.levelno >= logging.WARNING:
+            warn(message)
+        else:  # --debug only
+            write_line(f"habackup: {record.levelname.lower()}: {clean(message)}")
+
+
+def _log_to_stderr(debug: bool) -> None:
+    logger = logging.getLogger("habackup")
+    logger.addHandler(_Warnings())
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+    # Python's last-resort handler would print each record a second time.
+    logger.propagate = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; returns the exit code (0 ok, 1 failure, 2 usage, 130 interrupted)."""
     args = _parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
+    _log_to_stderr(args.debug)
     try:
         return handler(args)
     except UsageError as err:
-        print(f"habackup: error: {err}", file=sys.stderr)
+        error(str(err))
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("habackup: interrupted", file=sys.stderr)
@@ -167,15 +225,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:
         if args.debug:
             raise
-        print(f"habackup: error: {_describe(err)}", file=sys.stderr)
+        error(_describe(err))
         return EXIT_FAILURE
 
 
 def _describe(err: Exception) -> str:
-    """One line: habackup's errors and OSErrors say what and where; anything else its type too."""
-    if isinstance(err, BackupError | OSError):
+    """One line: habackup's errors and OSErrors say what and where; anything else its type too.
+
+    An OSError is shown as ``path: reason``, without Python's ``[Errno N]``."""
+    if isinstance(err, OSError) and err.strerror:
+        where = err.filename if err.filename is not None else None
+        text = f"{where}: {err.strerror}" if where is not None else err.strerror
+    elif isinstance(err, BackupError | OSError):
         text = str(err) or type(err).__name__
     else:
         text = f"{type(err).__name__}: {err} (run with --debug for the traceback)"
-    # An error's text must stay one line on stderr.
-    return " ".join(text.split())
+    return clean(text)

@@ -46,8 +46,10 @@ class _Subscribers:
 class BackupManager:
     """Creates, lists, syncs, downloads, removes and restores Home Assistant backups.
 
-    ``hass`` is passed unchanged to the platforms' hooks and agent factories. ``agent_timeout`` is
-    the limit in seconds for each agent call (``None``: no limit).
+    ``hass`` is passed unchanged to the platforms' hooks and agent factories. ``ha_version`` is
+    the version backups record (default: ``config_dir``'s ``.HA_VERSION``; a dir without one
+    cannot be backed up without it). ``agent_timeout`` is the limit in seconds for each agent
+    call (``None``: no limit).
     """
 
     def __init__(
@@ -67,10 +69,14 @@ class BackupManager:
 
     @property
     def config_dir(self) -> Path:
+        """The Home Assistant config dir that backups are made of and restored into."""
         return self._core.config_dir
 
     @property
     def backup_dir(self) -> Path:
+        """Where local backups live: ``<config_dir>/backups`` unless given. The ``*.tar`` files
+        there are never part of a backup (Home Assistant's default excludes), and a restore keeps
+        ``backups/`` as it is."""
         return self._core.backup_dir
 
     @property

@@ -28,7 +28,17 @@ class BackupSyncMetadata(TypedDict):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SyncedBackup:
-    """One backup as an agent holds it; ``id`` is the agent's own id for its copy."""
+    """One backup as an agent holds it (what ``BackupSyncAgent.async_list_backups`` returns).
+
+    - ``id``: the agent's own id for its copy (what its download and delete take)
+    - ``slug``: Home Assistant's id of the backup; the manager merges copies by it
+    - ``name``, ``date`` (ISO 8601 with a UTC offset), ``size`` (bytes)
+    - ``protected``: whether it is encrypted
+    - ``sha256``: hex digest of the whole file, when the agent keeps one
+    - ``homeassistant_version``: the version that made it, when known
+    - ``database_included``: whether the recorder database is in it
+    - ``extra_metadata``: backup.json's ``extra`` as the agent stored it
+    """
 
     id: str
     slug: str
@@ -55,7 +65,8 @@ class CreateOptions(TypedDict, total=False):
     """
 
     name: Required[str]
-    """The backup's name (Home Assistant shows it); with the date it makes the slug."""
+    """The backup's name (Home Assistant shows it; a blank one is refused); with the date it
+    makes the slug."""
     include_database: bool
     """``False`` also leaves out ``home-assistant_v2.db`` and its WAL/SHM (default ``True``)."""
     excludes: Sequence[str]
@@ -63,7 +74,9 @@ class CreateOptions(TypedDict, total=False):
     against paths inside the config dir, anchored at its top: ``*`` stays within one path
     segment, ``**`` spans segments (``**/*.log``). A custom list replaces the defaults."""
     ha_version: str | None
-    """The Home Assistant version recorded; default the config dir's ``.HA_VERSION``."""
+    """The Home Assistant version recorded; default the config dir's ``.HA_VERSION``. A dir
+    without one is not a Home Assistant config dir: it is refused (``ArchiveError``) unless
+    this is given."""
     extra: Mapping[str, Any] | None
     """More keys for backup.json's ``extra`` (JSON-compatible)."""
     compresslevel: int
@@ -81,22 +94,24 @@ class CreateOptions(TypedDict, total=False):
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class VerifyResult:
-    """What verifying one stored backup found: ``ok`` when ``problems`` is empty."""
+    """What verifying one stored backup found.
+
+    ``location`` is the folder or store URL (without credentials) and ``slug`` the backup;
+    ``ok`` is true when ``problems`` (what is wrong with the stored copy, one sentence each) is
+    empty; ``warnings`` say what could not be checked or is odd without being wrong. ``size`` is
+    the stored size in bytes, ``sha256`` the digest checked against (a store's sidecar) or
+    computed (a folder), None without one. ``deep`` tells whether every byte was decoded; then
+    ``members`` and ``bytes`` count the inner archive's members and file data.
+    """
 
     location: str
-    """The folder or store URL (without credentials)."""
     slug: str
     ok: bool
     size: int
-    """The stored size, in bytes."""
     sha256: str | None
-    """The digest checked against (a store's sidecar), or computed (a folder); None without."""
     problems: tuple[str, ...] = ()
-    """What is wrong with the stored copy, one sentence each."""
     warnings: tuple[str, ...] = ()
-    """What could not be checked, or is odd without being wrong."""
     deep: bool = False
-    """Whether every byte was decoded (``members`` and ``bytes`` are then set)."""
     members: int | None = None
     bytes: int | None = None
 
@@ -110,8 +125,8 @@ class VerifyResult:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class KeptBackup:
-    """A backup a retention policy keeps, and the rules that keep it (``daily``,
-    ``oldest monthly``, ``within 7d``, ``newest``, ...)."""
+    """A backup a retention policy keeps: its ``slug`` and ``date``, and the ``reasons``, the
+    rules that keep it (``daily``, ``oldest monthly``, ``within 7d``, ``newest``, ...)."""
 
     slug: str
     date: str
@@ -120,7 +135,7 @@ class KeptBackup:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PrunedBackup:
-    """A backup a retention policy removes."""
+    """A backup a retention policy removes: its ``slug`` and ``date``."""
 
     slug: str
     date: str
@@ -128,7 +143,8 @@ class PrunedBackup:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class PrunePlan:
-    """Which backups a retention policy keeps and which it removes, newest first."""
+    """Which backups a retention policy keeps (``keep``) and which it removes (``remove``),
+    newest first."""
 
     keep: tuple[KeptBackup, ...]
     remove: tuple[PrunedBackup, ...]

@@ -10,7 +10,7 @@ from typing import Any
 
 from . import _core
 from ._cancel import await_cleanly
-from ._core import BackupSyncAgent
+from ._core import Backup, BackupSyncAgent
 from .models import BackupSyncMetadata, SyncedBackup
 
 ProgressCallback = Callable[[int, int], None]
@@ -58,6 +58,19 @@ class ObjectStoreBackupSyncAgent(BackupSyncAgent):
         """The store's URL, without credentials or query string."""
         return self._client.url
 
+    @property
+    def kind(self) -> str:
+        """Which store the URL names: ``"file"``, ``"memory"``, ``"s3"``, ``"gs"``, ``"az"`` or
+        ``"webdav"``."""
+        return self._client.kind
+
+    @property
+    def local_dir(self) -> Path | None:
+        """The folder of a ``file://`` store (None for the others). The agent lists a missing
+        folder as holding no backups, as a store nothing was uploaded to yet; this tells the
+        two apart."""
+        return self._client.local_dir
+
     def __repr__(self) -> str:
         # Also when __init__ failed half way (a debugger or a traceback may still show us).
         client = getattr(self, "_client", None)
@@ -76,6 +89,15 @@ class ObjectStoreBackupSyncAgent(BackupSyncAgent):
 
         ``on_progress(bytes_done, bytes_total)`` is called on the event loop's thread.
         """
+        await self._upload(path, metadata, on_progress)
+
+    async def _upload(
+        self,
+        path: str | os.PathLike[str],
+        metadata: BackupSyncMetadata | None,
+        on_progress: ProgressCallback | None,
+    ) -> SyncedBackup:
+        """The upload, returning the copy as stored (sha256 included), for the command line."""
         token = _core.CancelToken()
         future = self._client.upload(
             Path(path),
@@ -83,7 +105,7 @@ class ObjectStoreBackupSyncAgent(BackupSyncAgent):
             on_progress,
             token,
         )
-        await await_cleanly(future, token)
+        return _synced(await await_cleanly(future, token))
 
     async def async_upload_stream(
         self,
@@ -121,10 +143,19 @@ class ObjectStoreBackupSyncAgent(BackupSyncAgent):
         on_progress: ProgressCallback | None = None,
         **kwargs: Any,
     ) -> None:
-        """Download backup ``id`` to the file ``path``, checked against its size and sha256."""
+        """Download backup ``id`` to the file ``path``, checked against its size and sha256.
+
+        A missing directory of ``path`` is created, and removed again if the download fails.
+        """
+        await self._download(id, path, on_progress)
+
+    async def _download(
+        self, id: str, path: str | os.PathLike[str], on_progress: ProgressCallback | None
+    ) -> Backup:
+        """The download, returning the backup it wrote, for the command line."""
         token = _core.CancelToken()
         future = self._client.download(id, Path(path), on_progress, token)
-        await await_cleanly(future, token)
+        return await await_cleanly(future, token)
 
     async def async_list_backups(self, **kwargs: Any) -> list[SyncedBackup]:
         """Every backup under the prefix, oldest first."""

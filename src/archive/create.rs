@@ -9,18 +9,19 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
+use super::config_dir::{ha_version, read_instance_id};
+use super::destination::Destination;
 use super::gzip::{write_error, write_gzip, ChunkWriter, GzipOptions};
 use super::metadata::{backup_extra, make_slug, render_backup_json, BackupInfo, NewBackupJson};
 use crate::common::atomic::TempFile;
 use crate::common::digest::sha256_hex;
+use crate::common::text::escape;
 use crate::securetar::Encryptor;
 
 use super::tar_header::{self, EntryType, HeaderFields, BLOCK};
 use super::walk::{walk, EntryKind, WalkEntry};
 use super::{priority, ArchiveError, CancelToken, Excludes, IoContext};
 
-/// Home Assistant version written when neither the caller nor the config dir's `.HA_VERSION` says.
-pub const DEFAULT_HA_VERSION: &str = "2025.4.4";
 const INNER_NAME: &str = "homeassistant.tar.gz";
 const COPY_BUFFER: usize = 256 * 1024;
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -33,6 +34,8 @@ pub struct CreateOptions {
     pub include_database: bool,
     /// `None`: Home Assistant's defaults. Custom patterns replace them.
     pub excludes: Option<Vec<String>>,
+    /// `None`: the config dir's `.HA_VERSION`; a dir without one is refused (not a Home
+    /// Assistant config dir).
     pub ha_version: Option<String>,
     pub extra: Map<String, Value>,
     pub compresslevel: u32,
@@ -63,8 +66,10 @@ impl CreateOptions {
     }
 }
 
-/// Creates the backup of `config_dir` at `dest` (a file path, or an existing directory that gets
-/// `<slug>.tar`). The file appears atomically; on failure or cancellation nothing is left behind.
+/// Creates the backup of `config_dir` at `dest`: an existing directory, or a path ending in `/`
+/// (created), gets `<slug>.tar`; any other path is the file to write, which must not exist. The
+/// file appears atomically; on failure or cancellation nothing is left behind, not even the
+/// directory created for it.
 pub fn create_archive(
     config_dir: &Path,
     dest: &Path,
@@ -101,21 +106,32 @@ fn create_in_this_thread(
             options.securetar_version
         )));
     }
+    if options.name.trim().is_empty() {
+        return Err(ArchiveError::InvalidArgument(
+            "a backup needs a name (Home Assistant shows it); the name is empty".into(),
+        ));
+    }
     // A restore of this dir that was killed half way is finished before it is backed up.
     super::restore::recover(config_dir)?;
+    let ha_version = ha_version(config_dir, options.ha_version.as_deref())?;
     let excludes = match &options.excludes {
         Some(patterns) => Excludes::new(patterns, options.include_database)?,
         None => Excludes::defaults(options.include_database),
     };
     let listing = walk(config_dir, &excludes)?;
+    for pattern in excludes.unmatched_custom() {
+        log::warn!(
+            target: "habackup.archive",
+            "exclude pattern \"{}\" matched nothing in {}",
+            escape(pattern),
+            config_dir.display()
+        );
+    }
+    let destination = Destination::prepare(dest)?;
 
     let now = chrono::Utc::now();
     let date = now.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string();
     let slug = make_slug(&date, &options.name);
-    let ha_version = match &options.ha_version {
-        Some(v) => v.clone(),
-        None => read_ha_version(config_dir),
-    };
     let extra = backup_extra(&read_instance_id(config_dir), &options.extra);
     let backup_json = render_backup_json(&NewBackupJson {
         date: &date,
@@ -127,11 +143,7 @@ fn create_in_this_thread(
         protected: options.password.is_some(),
     });
 
-    let dest = if dest.is_dir() {
-        dest.join(format!("{slug}.tar"))
-    } else {
-        dest.to_path_buf()
-    };
+    let dest = destination.file(&slug);
     let mut temp = TempFile::create_beside(&dest).at(&dest)?;
     let temp_path = temp.path().to_path_buf();
     let mtime = now.timestamp();
@@ -179,7 +191,14 @@ fn create_in_this_thread(
     })?;
     cancel.check()?;
     let sha256 = sha256_of(temp.file(), &dest, cancel)?;
-    temp.commit(&dest).at(&dest)?;
+    temp.commit_new(&dest).map_err(|e| match e.kind() {
+        io::ErrorKind::AlreadyExists => ArchiveError::failed(
+            &dest,
+            "appeared while the backup was written; it was left as it is",
+        ),
+        _ => ArchiveError::io(&dest, e),
+    })?;
+    destination.keep();
 
     Ok(BackupInfo {
         slug,
@@ -567,22 +586,4 @@ impl<'a> Reporter<'a> {
 fn sha256_of(file: &mut File, dest: &Path, cancel: &CancelToken) -> Result<String, ArchiveError> {
     file.seek(SeekFrom::Start(0)).at(dest)?;
     sha256_hex(file, cancel).at(dest)
-}
-
-fn read_ha_version(config_dir: &Path) -> String {
-    fs::read_to_string(config_dir.join(".HA_VERSION"))
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty() && s.len() < 64)
-        .unwrap_or_else(|| DEFAULT_HA_VERSION.to_string())
-}
-
-/// Home Assistant's instance id lives in `.storage/core.uuid`; a config dir without one (never
-/// started) gets a fresh id.
-fn read_instance_id(config_dir: &Path) -> String {
-    let stored: Option<String> = fs::read(config_dir.join(".storage").join("core.uuid"))
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-        .and_then(|v| v.get("data")?.get("uuid")?.as_str().map(str::to_string));
-    stored.unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }

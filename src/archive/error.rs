@@ -1,33 +1,36 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::common::text::{io_text, without_os_error};
 use crate::common::Cancelled;
 
-/// Everything that can go wrong while writing, reading or extracting a backup.
+/// Everything that can go wrong while writing, reading or extracting a backup. Reasons often quote
+/// an I/O error; every variant is shown without Rust's ` (os error N)` tails.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
-    /// I/O on a named file failed (unreadable source file, full disk, ...).
-    #[error("{path}: {source}")]
+    /// I/O on a named file failed (unreadable source file, full disk, ...). Shown as
+    /// `path: Permission denied`, without Rust's ` (os error 13)`.
+    #[error("{path}: {}", io_text(source))]
     Io {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
     /// The file is not a backup we can trust: corrupt, truncated or unsafe to extract.
-    #[error("{path}: {reason}")]
+    #[error("{path}: {}", without_os_error(reason))]
     InvalidBackup { path: PathBuf, reason: String },
     /// The password is missing or does not open the protected backup.
-    #[error("{path}: {reason}")]
+    #[error("{path}: {}", without_os_error(reason))]
     IncorrectPassword { path: PathBuf, reason: String },
     /// A well-formed backup that uses something this version does not handle.
-    #[error("{path}: {reason}")]
+    #[error("{path}: {}", without_os_error(reason))]
     Unsupported { path: PathBuf, reason: String },
     /// An operation on `path` (a config dir, a destination) could not be completed; `reason`
     /// says what happened and what is left where.
-    #[error("{path}: {reason}")]
+    #[error("{path}: {}", without_os_error(reason))]
     Failed { path: PathBuf, reason: String },
     /// The caller asked for something impossible (bad exclude pattern, non-empty destination, ...).
-    #[error("{0}")]
+    #[error("{}", without_os_error(.0))]
     InvalidArgument(String),
     #[error("operation cancelled")]
     Cancelled,
@@ -110,5 +113,23 @@ impl<T> IoContext<T> for io::Result<T> {
 impl From<Cancelled> for ArchiveError {
     fn from(_: Cancelled) -> Self {
         ArchiveError::Cancelled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_carry_no_os_error_numbers() {
+        let denied = io::Error::from_raw_os_error(libc::EACCES);
+        let err = ArchiveError::io("/config/x.yaml", denied);
+        assert_eq!(err.to_string(), "/config/x.yaml: Permission denied");
+        let full = io::Error::from_raw_os_error(libc::ENOSPC);
+        let err = ArchiveError::failed("/out", format!("cannot write: {full}"));
+        assert_eq!(
+            err.to_string(),
+            "/out: cannot write: No space left on device"
+        );
     }
 }

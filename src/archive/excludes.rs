@@ -4,6 +4,8 @@
 //! anchored at the top of the config dir, `*`, `?` and `[...]` stay inside one path segment, and a
 //! `**` segment spans any number of segments (zero included).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::ArchiveError;
 
 /// The patterns Home Assistant leaves out of every backup.
@@ -190,10 +192,30 @@ fn token_matches(token: &Token, c: char) -> bool {
     }
 }
 
-/// The compiled set of patterns for one backup.
-#[derive(Debug, Clone, Default)]
+/// The compiled set of patterns for one backup. It notes which patterns matched something, so
+/// that a caller's pattern that matched nothing (a typo, `*.png` meant for every folder) can be
+/// pointed out.
+#[derive(Debug, Default)]
 pub struct Excludes {
     patterns: Vec<Pattern>,
+    /// Per pattern: whether it is the caller's own (not one of Home Assistant's defaults, nor a
+    /// database file added for `include_database=False`).
+    custom: Vec<bool>,
+    matched: Vec<AtomicBool>,
+}
+
+impl Clone for Excludes {
+    fn clone(&self) -> Self {
+        Excludes {
+            patterns: self.patterns.clone(),
+            custom: self.custom.clone(),
+            matched: self
+                .matched
+                .iter()
+                .map(|m| AtomicBool::new(m.load(Ordering::Relaxed)))
+                .collect(),
+        }
+    }
 }
 
 impl Excludes {
@@ -205,12 +227,21 @@ impl Excludes {
             .iter()
             .map(|p| Pattern::new(p.as_ref()))
             .collect::<Result<Vec<_>, _>>()?;
+        let mut custom: Vec<bool> = patterns
+            .iter()
+            .map(|p| !DEFAULT_EXCLUDES.contains(&p.as_ref()))
+            .collect();
         if !include_database {
             for p in DATABASE_FILES {
                 compiled.push(Pattern::new(p)?);
+                custom.push(false);
             }
         }
-        Ok(Excludes { patterns: compiled })
+        Ok(Excludes {
+            matched: compiled.iter().map(|_| AtomicBool::new(false)).collect(),
+            patterns: compiled,
+            custom,
+        })
     }
 
     pub fn defaults(include_database: bool) -> Self {
@@ -218,8 +249,28 @@ impl Excludes {
         Self::new(DEFAULT_EXCLUDES, include_database).unwrap_or_default()
     }
 
+    /// Whether `relative` is left out. Every pattern is tried, not just up to the first match,
+    /// so that each one's "matched something" is known.
     pub fn is_excluded(&self, relative: &str) -> bool {
-        self.patterns.iter().any(|p| p.matches(relative))
+        let mut excluded = false;
+        for (pattern, matched) in self.patterns.iter().zip(&self.matched) {
+            if pattern.matches(relative) {
+                matched.store(true, Ordering::Relaxed);
+                excluded = true;
+            }
+        }
+        excluded
+    }
+
+    /// The caller's own patterns that matched nothing so far.
+    pub fn unmatched_custom(&self) -> Vec<&str> {
+        self.patterns
+            .iter()
+            .zip(&self.custom)
+            .zip(&self.matched)
+            .filter(|((_, custom), matched)| **custom && !matched.load(Ordering::Relaxed))
+            .map(|((pattern, _), _)| pattern.as_str())
+            .collect()
     }
 }
 
@@ -284,6 +335,16 @@ mod tests {
         assert!(Pattern::new("a/**/z").unwrap().matches("a/b/c/z"));
         assert!(!Pattern::new("a/**/z").unwrap().matches("a/b/c/zz"));
         assert!(Pattern::new("[ab").unwrap().matches("[ab"));
+    }
+
+    #[test]
+    fn the_callers_patterns_that_matched_nothing_are_known() {
+        let ex = Excludes::new(&["*.log", "*.png", "www/**/*.png"], false).unwrap();
+        assert!(ex.is_excluded("home-assistant.log"));
+        assert!(ex.is_excluded("www/a/logo.png"));
+        assert!(!ex.is_excluded("www/logo.jpg"));
+        // "*.log" is one of Home Assistant's defaults, the database files are not the caller's.
+        assert_eq!(ex.unmatched_custom(), vec!["*.png"]);
     }
 
     #[test]

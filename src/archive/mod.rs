@@ -1,10 +1,14 @@
 //! The archiver: Home Assistant's backup format, written, read, checked and restored in pure
 //! Rust. `create` writes a backup, `read` finds its backup.json and inner archive, `extract`
 //! and `verify` decode it, `restore` swaps it into a config dir, `local` lists a folder of them;
-//! `metadata` is backup.json and the metadata sync agents get.
+//! `metadata` is backup.json and the metadata sync agents get; `config_dir` reads what a config
+//! dir says about itself (its Home Assistant version, its instance id) and `destination` where a
+//! new backup goes.
 
+mod config_dir;
 mod create;
 mod deflate;
+mod destination;
 mod error;
 mod excludes;
 mod extract;
@@ -19,7 +23,8 @@ mod verify;
 mod walk;
 
 pub use crate::common::{CancelToken, Cancelled};
-pub use create::{create_archive, CreateOptions, ProgressFn, DEFAULT_HA_VERSION};
+pub use config_dir::ha_version;
+pub use create::{create_archive, CreateOptions, ProgressFn};
 pub use error::{ArchiveError, IoContext};
 pub use excludes::{Excludes, Pattern, DATABASE_FILES, DEFAULT_EXCLUDES};
 pub use extract::{extract_archive, extract_protected_archive, ExtractSummary};

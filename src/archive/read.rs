@@ -27,6 +27,20 @@ pub struct OuterListing {
     pub inner: Option<InnerMember>,
 }
 
+/// What is wrong with a damaged outer tar, in words: the tar crate's messages quote the header's
+/// raw bytes after a colon ("numeric field did not have utf-8 text: <garbage> when getting cksum
+/// for <garbage>"), and call a file cut inside a header "failed to read entire block".
+fn tar_damage(err: &std::io::Error) -> String {
+    let text = err.to_string();
+    if text == "failed to read entire block" {
+        return "the file is truncated: it ends inside a tar header".into();
+    }
+    match text.split_once(": ") {
+        Some((what, _)) => format!("corrupt tar archive: {what}"),
+        None => format!("corrupt tar archive: {text}"),
+    }
+}
+
 pub(crate) fn normalized(name: &[u8]) -> &[u8] {
     name.strip_prefix(b"./").unwrap_or(name)
 }
@@ -75,8 +89,7 @@ pub fn read_backup_json<R: Read>(reader: R, path: &Path) -> Result<BackupInfo, A
         .entries()
         .map_err(|e| ArchiveError::invalid(path, format!("not a tar archive: {e}")))?;
     for entry in entries.take(MEMBERS_BEFORE_METADATA) {
-        let mut entry =
-            entry.map_err(|e| ArchiveError::invalid(path, format!("corrupt tar archive: {e}")))?;
+        let mut entry = entry.map_err(|e| ArchiveError::invalid(path, tar_damage(&e)))?;
         let name = entry.path_bytes().into_owned();
         if is_metadata(normalized(&name)) {
             return metadata_of_entry(&mut entry, path);
@@ -91,7 +104,21 @@ pub fn read_backup_json<R: Read>(reader: R, path: &Path) -> Result<BackupInfo, A
 /// Reads the outer tar's headers (seeking over member data) and its backup.json.
 pub fn read_outer(path: &Path) -> Result<OuterListing, ArchiveError> {
     let file = File::open(path).at(path)?;
-    let size = file.metadata().at(path)?.len();
+    let meta = file.metadata().at(path)?;
+    // Opening a directory succeeds; reading it would fail as a "corrupt tar archive".
+    if meta.is_dir() {
+        return Err(ArchiveError::failed(
+            path,
+            "is a directory, not a backup file",
+        ));
+    }
+    let size = meta.len();
+    if size == 0 {
+        return Err(ArchiveError::invalid(
+            path,
+            "the file is empty, not a backup",
+        ));
+    }
     let mut archive = tar::Archive::new(BufReader::new(file));
     let entries = archive
         .entries_with_seek()
@@ -99,8 +126,7 @@ pub fn read_outer(path: &Path) -> Result<OuterListing, ArchiveError> {
     let mut info = None;
     let mut inner = None;
     for entry in entries {
-        let mut entry =
-            entry.map_err(|e| ArchiveError::invalid(path, format!("corrupt tar archive: {e}")))?;
+        let mut entry = entry.map_err(|e| ArchiveError::invalid(path, tar_damage(&e)))?;
         let name = entry.path_bytes().into_owned();
         let name = normalized(&name);
         if info.is_none() && is_metadata(name) {

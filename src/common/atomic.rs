@@ -178,10 +178,110 @@ impl TempFile {
     }
 }
 
+impl TempFile {
+    /// Like [`TempFile::commit`], but fails with `AlreadyExists` instead of replacing a file
+    /// that appeared at `dest` meanwhile.
+    pub fn commit_new(mut self, dest: &Path) -> io::Result<()> {
+        self.file.sync_all()?;
+        rename_no_replace(&self.path, dest)?;
+        self.committed = true;
+        if let Ok(dir) = File::open(parent_of(dest)) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+}
+
+/// `rename` that never replaces `to` (Linux `RENAME_NOREPLACE`). Filesystems without it (some
+/// network ones) get a check first, which leaves only a moment for a race.
+fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
+    };
+    let (from_c, to_c) = (c(from)?, c(to)?);
+    // SAFETY: two NUL-terminated paths that outlive the call, relative to the cwd.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from_c.as_ptr(),
+            libc::AT_FDCWD,
+            to_c.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EINVAL | libc::ENOSYS | libc::ENOTSUP) => {
+            if fs::symlink_metadata(to).is_ok() {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists));
+            }
+            fs::rename(from, to)
+        }
+        _ => Err(err),
+    }
+}
+
 impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.committed {
             let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// The directories made to hold a result (`create -o NEW/`, a download into a new folder): they
+/// go again, innermost first and only while empty, unless [`CreatedDirs::keep`] is called once
+/// the result is in place. A failed command leaves no empty directory behind.
+#[derive(Debug, Default)]
+pub struct CreatedDirs {
+    /// Outermost first.
+    dirs: Vec<PathBuf>,
+}
+
+impl CreatedDirs {
+    /// Creates `dir` and whichever of its parents are missing, one by one, noting each.
+    pub fn create(dir: &Path) -> io::Result<CreatedDirs> {
+        let mut missing = Vec::new();
+        let mut at = Some(dir);
+        while let Some(path) = at.filter(|p| !p.as_os_str().is_empty()) {
+            if path.is_dir() {
+                break;
+            }
+            missing.push(path.to_path_buf());
+            at = path.parent();
+        }
+        // Dropped on an error below, it removes what was already created.
+        let mut created = CreatedDirs::default();
+        for path in missing.into_iter().rev() {
+            match fs::create_dir(&path) {
+                Ok(()) => created.dirs.push(path),
+                // Made meanwhile by somebody else: theirs, not ours to remove.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(created)
+    }
+
+    /// The result is in place: the directories stay.
+    pub fn keep(mut self) {
+        self.dirs.clear();
+    }
+}
+
+impl Drop for CreatedDirs {
+    fn drop(&mut self) {
+        for dir in self.dirs.iter().rev() {
+            // Not empty: somebody else put something there; it and its parents stay.
+            if fs::remove_dir(dir).is_err() {
+                break;
+            }
         }
     }
 }

@@ -4,11 +4,16 @@ use pyo3::exceptions::PyNotImplementedError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString, PyTuple};
 
-/// Base class of a sync agent. Subclasses implement the `async_*` methods; the defaults raise
-/// `NotImplementedError`. The manager gives each agent the id `"<domain>.<name>"`.
+/// Base class of a sync agent: where the manager copies backups to (a NAS, a cloud store).
+///
+/// Subclass it and implement the four ``async_*`` coroutines; the defaults raise
+/// ``NotImplementedError``. An integration's backup platform returns its agents from
+/// ``async_get_backup_sync_agents(hass)``, and the manager gives each the id
+/// ``"<domain>.<name>"``. Raise a ``habackup.BackupAgentError`` (or a subclass) for failures.
 #[pyclass(subclass, module = "habackup")]
 pub struct BackupSyncAgent {
-    // Settable: integrations often assign `self.name` in their own `__init__`.
+    /// The agent's name, unique within its integration: the manager's agent id is
+    /// ``"<domain>.<name>"``. Settable, as integrations often assign it in ``__init__``.
     #[pyo3(get, set)]
     name: String,
 }
@@ -26,7 +31,7 @@ impl BackupSyncAgent {
     /// Lenient on purpose: a subclass's `__init__` may take other arguments and call
     /// `super().__init__(name)`; only `__init__` sets the name.
     #[new]
-    #[pyo3(signature = (*args, **kwargs))]
+    #[pyo3(signature = (*args, **kwargs), text_signature = "(name)")]
     fn new(args: &Bound<'_, PyTuple>, kwargs: Option<&Bound<'_, PyDict>>) -> Self {
         let from_kwargs = kwargs
             .and_then(|k| k.get_item("name").ok().flatten())
@@ -41,10 +46,14 @@ impl BackupSyncAgent {
         }
     }
 
+    /// Sets ``name``.
     fn __init__(&mut self, name: String) {
         self.name = name;
     }
 
+    /// ``async def async_upload_backup(self, *, path, metadata, **kwargs) -> None``: store the
+    /// backup file at ``path`` (a ``pathlib.Path``); ``metadata`` is a ``BackupSyncMetadata``
+    /// to keep beside it for ``async_list_backups``.
     #[pyo3(signature = (*, path, metadata, **kwargs))]
     fn async_upload_backup(
         slf: &Bound<'_, Self>,
@@ -56,6 +65,9 @@ impl BackupSyncAgent {
         Err(not_implemented(slf, "async_upload_backup"))
     }
 
+    /// ``async def async_download_backup(self, *, id, path, **kwargs) -> None``: write the
+    /// copy with this agent's ``id`` to the file ``path``; raise ``BackupNotFound`` when there
+    /// is none.
     #[pyo3(signature = (*, id, path, **kwargs))]
     fn async_download_backup(
         slf: &Bound<'_, Self>,
@@ -67,6 +79,8 @@ impl BackupSyncAgent {
         Err(not_implemented(slf, "async_download_backup"))
     }
 
+    /// ``async def async_list_backups(self, **kwargs) -> list[SyncedBackup]``: every backup
+    /// this agent holds.
     #[pyo3(signature = (**kwargs))]
     fn async_list_backups(
         slf: &Bound<'_, Self>,
@@ -77,6 +91,8 @@ impl BackupSyncAgent {
         Err(not_implemented(slf, "async_list_backups"))
     }
 
+    /// ``async def async_delete_backup(self, *, id, **kwargs) -> None``: remove the copy with
+    /// this agent's ``id``; raise ``BackupNotFound`` when there is none.
     #[pyo3(signature = (*, id, **kwargs))]
     fn async_delete_backup(
         slf: &Bound<'_, Self>,

@@ -6,21 +6,39 @@ use pyo3::types::PyDict;
 
 use crate::archive::BackupInfo;
 
-/// One backup: what its backup.json says, where it is and which agents hold it.
+/// One backup: what its backup.json says, where its file is and which sync agents hold copies.
+///
+/// ``create_archive``, ``read_backup`` and ``list_backups`` return one for a local file; the
+/// manager's ``async_get_backups`` merges the local file and every agent's copy of a backup into
+/// one (``synced_agents``, ``agents``). Immutable, hashable, comparable.
 #[pyclass(frozen, eq, module = "habackup", get_all)]
 #[derive(Debug, Clone, PartialEq)]
 pub struct Backup {
+    /// Home Assistant's id of the backup (8 hex digits for its own); names ``<slug>.tar``.
     pub slug: String,
+    /// The name Home Assistant shows.
     pub name: String,
+    /// When it was made: ISO 8601 with a UTC offset.
     pub date: String,
+    /// Bytes of the backup file.
     pub size: u64,
+    /// The local file, or None for a backup only an agent holds.
     pub path: Option<PathBuf>,
+    /// Whether the inner archive is encrypted (securetar): restoring needs the password.
     pub protected: bool,
+    /// The Home Assistant version that made it (None in a Supervisor backup without Core).
     pub homeassistant_version: Option<String>,
+    /// Whether the recorder database is in it.
     pub database_included: bool,
+    /// Hex digest of the whole file, when known: set by ``create_archive`` and by agents that
+    /// store it; None for a file only read (hashing it would mean reading it all).
     pub sha256: Option<String>,
+    /// Agent ids (``"<domain>.<name>"``) that hold a copy, from the manager.
     pub synced_agents: Vec<String>,
+    /// Agent id -> why its upload failed, from the manager's create or sync.
     pub failed_agents: BTreeMap<String, String>,
+    /// Agent id -> that agent's own id for its copy (what its ``async_download_backup`` and
+    /// ``async_delete_backup`` take as ``id``); the manager fills it from the listings.
     pub agents: BTreeMap<String, String>,
 }
 
@@ -48,7 +66,10 @@ impl Backup {
     #[new]
     #[pyo3(signature = (*, slug, name, date, size, path=None, protected=false, homeassistant_version=None,
                         database_included=true, sha256=None, synced_agents=Vec::new(),
-                        failed_agents=BTreeMap::new(), agents=BTreeMap::new()))]
+                        failed_agents=BTreeMap::new(), agents=BTreeMap::new()),
+           text_signature = "(*, slug, name, date, size, path=None, protected=False, \
+                             homeassistant_version=None, database_included=True, sha256=None, \
+                             synced_agents=[], failed_agents={}, agents={})")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         slug: String,
@@ -80,7 +101,7 @@ impl Backup {
         }
     }
 
-    /// A JSON-ready dict (the path as a string).
+    /// A JSON-ready dict of every field (the path as a string).
     fn as_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let d = PyDict::new(py);
         d.set_item("slug", &self.slug)?;

@@ -1,5 +1,7 @@
 //! Every error that leaves the engine for Python, mapped in this one place to habackup's
 //! exception hierarchy (defined in Python, `habackup.errors`, and looked up once per class).
+//! Messages quote backup names, paths, header bytes and agents' texts, so each one is escaped
+//! here ([`escape`]): an exception's text is one line of printable characters.
 
 use pyo3::exceptions::asyncio::CancelledError;
 use pyo3::exceptions::PyException;
@@ -9,6 +11,7 @@ use pyo3::PyTypeInfo;
 
 use crate::archive::ArchiveError;
 use crate::common::redact::redact_urls;
+use crate::common::text::escape;
 use crate::common::Cancelled;
 use crate::store::StoreError;
 
@@ -81,7 +84,7 @@ fn build(
         for (key, value) in kwargs {
             kw.set_item(key, value)?;
         }
-        let err = PyErr::from_value(class.call((message,), Some(&kw))?);
+        let err = PyErr::from_value(class.call((escape(&message),), Some(&kw))?);
         if let Some(cause) = cause {
             err.set_cause(py, Some(cause));
         }
@@ -177,13 +180,13 @@ impl From<StoreError> for PyErr {
     }
 }
 
-/// `"Type: message"`, the way a failed agent or hook is reported (URLs redacted).
+/// `"Type: message"`, the way a failed agent or hook is reported (URLs redacted, escaped).
 pub fn describe(py: Python<'_>, err: &PyErr) -> String {
     let name = err
         .get_type(py)
         .name()
-        .map_or_else(|_| "Exception".to_string(), |n| n.to_string());
-    let message = redact_urls(&err.value(py).to_string());
+        .map_or_else(|_| "Exception".to_string(), |n| escape(&n.to_string()));
+    let message = escape(&redact_urls(&err.value(py).to_string()));
     if message.is_empty() {
         name
     } else {

@@ -56,7 +56,6 @@ mod _core {
             "DEFAULT_EXCLUDES",
             pyo3::types::PyTuple::new(m.py(), excludes)?,
         )?;
-        m.add("DEFAULT_HA_VERSION", crate::archive::DEFAULT_HA_VERSION)?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         Ok(())
     }

@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use serde_json::Value;
 
+use super::backup::Backup;
 use super::runtime::awaitable::future_into_py;
 use super::runtime::cancel::{token, CancelToken};
 use super::runtime::progress;
@@ -53,6 +54,13 @@ impl ObjectStoreClient {
     #[getter]
     fn url(&self) -> &str {
         self.agent.display_url()
+    }
+
+    /// The folder of a `file://` store (None for the others), for callers that want to tell a
+    /// missing folder from an empty one: the agent lists both as holding no backups.
+    #[getter]
+    fn local_dir(&self) -> Option<PathBuf> {
+        self.agent.local_dir()
     }
 
     #[getter]
@@ -164,7 +172,7 @@ impl ObjectStoreClient {
             if let Some(relay) = relay {
                 let _ = relay.await;
             }
-            Ok(result?)
+            Ok(Backup::from(result?))
         })
     }
 

@@ -18,6 +18,8 @@ use super::error::StoreError;
 use super::tuning::{invalid, take_tuning, Tuning, MIN_CLOUD_PART, TUNING_KEYS};
 use super::webdav::WebDav;
 
+type Store = Arc<dyn ObjectStore>;
+
 /// Which kind of store a URL names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -34,6 +36,8 @@ pub enum Kind {
 pub struct StoreConfig {
     pub kind: Kind,
     pub store: Arc<dyn ObjectStore>,
+    /// The store listings go through: `store` itself, except for WebDAV (see [`webdav_stores`]).
+    pub listing: Arc<dyn ObjectStore>,
     /// Streaming PUTs for WebDAV, whose object_store client buffers a whole put in memory.
     pub webdav: Option<WebDav>,
     pub prefix: ObjectPath,
@@ -92,14 +96,67 @@ fn build_error(display_url: &str, err: object_store::Error) -> StoreError {
     )))
 }
 
-/// The URL as people may see it: no userinfo, no query (where SAS tokens live).
+/// The URL as people may see it: no userinfo, no query (where SAS tokens live), no trailing
+/// slash after a path (`s3://bucket/prefix`), but never cut into its scheme (`memory://`).
 fn display(url: &Url) -> String {
     let mut shown = url.clone();
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
     shown.set_query(None);
     shown.set_fragment(None);
-    shown.to_string().trim_end_matches('/').to_string()
+    let text = shown.to_string();
+    let trimmed = text.trim_end_matches('/');
+    if trimmed.ends_with(':') {
+        text
+    } else {
+        trimmed.to_string()
+    }
+}
+
+/// The bucket (container) of a cloud URL must be there: object_store's own message for
+/// `s3://` alone ("URL did not match any known pattern") does not say what is missing.
+fn require_bucket(parsed: &Url, scheme: &str, display_url: &str) -> Result<(), StoreError> {
+    if parsed.host_str().is_some_and(|h| !h.is_empty()) {
+        return Ok(());
+    }
+    let what = if matches!(scheme, "s3" | "s3a" | "gs") {
+        "bucket"
+    } else {
+        "container"
+    };
+    Err(invalid(format!(
+        "{display_url} names no {what}: use {scheme}://{}/PREFIX",
+        what.to_uppercase()
+    )))
+}
+
+/// object_store's HTTP store appends each key's segments to its base URL, so a base ending in
+/// `/` reads `GET /dav//x.tar`, and it lists (PROPFIND) exactly its base URL, where a
+/// collection's own URL ends in `/` (servers answer `/dav` with a redirect, and a redirected
+/// PROPFIND becomes a GET). Objects therefore go through a store based at `/dav`, listings
+/// through one based at `/dav/`.
+fn webdav_stores(
+    base: &Url,
+    options: &ClientOptions,
+    retry: &object_store::RetryConfig,
+    rest: &[(String, String)],
+    display_url: &str,
+) -> Result<(Store, Store), StoreError> {
+    let build = |url: &str| -> Result<Store, StoreError> {
+        let builder = HttpBuilder::new()
+            .with_url(url)
+            .with_retry(retry.clone())
+            .with_client_options(options.clone());
+        let builder = configure(builder, rest, base.scheme(), |b, k: ClientConfigKey, v| {
+            b.with_config(k, v)
+        })?;
+        let store = builder.build().map_err(|e| build_error(display_url, e))?;
+        Ok(Arc::new(store))
+    };
+    let collection = base.as_str();
+    let objects = build(collection.trim_end_matches('/'))?;
+    let listing = build(collection)?;
+    Ok((objects, listing))
 }
 
 fn prefix_of(path: &str, display_url: &str) -> Result<ObjectPath, StoreError> {
@@ -130,6 +187,7 @@ pub fn parse(url: &str, options: &[(String, String)]) -> Result<StoreConfig, Sto
         }
     };
     let client = client_options(&tuning);
+    let mut listing_store = None;
     let (kind, store, webdav, prefix): (Kind, Arc<dyn ObjectStore>, Option<WebDav>, ObjectPath) =
         match scheme.as_str() {
             "file" => {
@@ -157,6 +215,7 @@ pub fn parse(url: &str, options: &[(String, String)]) -> Result<StoreConfig, Sto
                 )
             }
             "s3" | "s3a" => {
+                require_bucket(&parsed, &scheme, &display_url)?;
                 // Every part carries its sha256 for the server to check (S3 rejects a part
                 // damaged on the way). "none" turns this off for servers that refuse the header.
                 let checksum = take_checksum(&mut rest);
@@ -175,6 +234,7 @@ pub fn parse(url: &str, options: &[(String, String)]) -> Result<StoreConfig, Sto
                 (Kind::S3, Arc::new(store), None, prefix)
             }
             "gs" => {
+                require_bucket(&parsed, &scheme, &display_url)?;
                 let builder = GoogleCloudStorageBuilder::from_env()
                     .with_url(url)
                     .with_retry(tuning.retry.clone())
@@ -187,6 +247,7 @@ pub fn parse(url: &str, options: &[(String, String)]) -> Result<StoreConfig, Sto
                 (Kind::Gcs, Arc::new(store), None, prefix)
             }
             "az" | "azure" | "abfs" | "abfss" | "adl" => {
+                require_bucket(&parsed, &scheme, &display_url)?;
                 let builder = MicrosoftAzureBuilder::from_env()
                     .with_url(url)
                     .with_retry(tuning.retry.clone())
@@ -200,26 +261,19 @@ pub fn parse(url: &str, options: &[(String, String)]) -> Result<StoreConfig, Sto
             }
             "http" | "https" => {
                 let webdav = WebDav::new(&parsed, &display_url, &tuning)?;
-                let base = webdav.base_url().clone();
-                let builder = HttpBuilder::new()
-                    .with_url(base.as_str())
-                    .with_retry(tuning.retry.clone())
-                    .with_client_options(
-                        client
-                            .with_default_headers(webdav.auth_headers())
-                            // The URL's scheme already says whether plain HTTP is wanted.
-                            .with_allow_http(scheme == "http"),
-                    );
-                let builder = configure(builder, &rest, &scheme, |b, k: ClientConfigKey, v| {
-                    b.with_config(k, v)
-                })?;
-                let store = builder.build().map_err(|e| build_error(&display_url, e))?;
-                (
-                    Kind::WebDav,
-                    Arc::new(store),
-                    Some(webdav),
-                    ObjectPath::default(),
-                )
+                let client = client
+                    .with_default_headers(webdav.auth_headers())
+                    // The URL's scheme already says whether plain HTTP is wanted.
+                    .with_allow_http(scheme == "http");
+                let (store, listing) = webdav_stores(
+                    webdav.base_url(),
+                    &client,
+                    &tuning.retry,
+                    &rest,
+                    &display_url,
+                )?;
+                listing_store = Some(listing);
+                (Kind::WebDav, store, Some(webdav), ObjectPath::default())
             }
             other => {
                 return Err(invalid(format!(
@@ -235,6 +289,7 @@ pub fn parse(url: &str, options: &[(String, String)]) -> Result<StoreConfig, Sto
     }
     Ok(StoreConfig {
         kind,
+        listing: listing_store.unwrap_or_else(|| store.clone()),
         store,
         webdav,
         prefix,
@@ -302,6 +357,30 @@ mod tests {
         assert_eq!(rest.len(), 1);
         assert!(take_checksum(&mut opts(&[])));
         assert!(parse("s3://b/x", &opts(&[("aws_checksum_algorithm", "none")])).is_ok());
+    }
+
+    #[test]
+    fn display_urls_keep_their_scheme_and_lose_trailing_slashes() {
+        let shown = |url: &str| parse(url, &[]).unwrap().display_url;
+        assert_eq!(shown("memory://"), "memory://");
+        assert_eq!(shown("file:///"), "file:///");
+        assert_eq!(shown("file:///tmp/x/"), "file:///tmp/x");
+        assert_eq!(shown("s3://bucket"), "s3://bucket");
+        assert_eq!(shown("s3://bucket/"), "s3://bucket");
+        assert_eq!(shown("s3://bucket/p/"), "s3://bucket/p");
+    }
+
+    #[test]
+    fn cloud_urls_need_a_bucket() {
+        for (url, what) in [
+            ("s3://", "names no bucket"),
+            ("gs://", "names no bucket"),
+            ("az://", "names no container"),
+        ] {
+            let err = parse(url, &[]).unwrap_err().to_string();
+            assert!(err.contains(what), "{url}: {err}");
+            assert!(err.starts_with(url), "{url}: {err}");
+        }
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! against the sidecar's size and sha256 (a mismatch is the stream's last item, an error, so a
 //! consumer never takes a short or altered copy for the backup). `download` writes that stream
 //! into a temp file beside the destination and renames it into place once its backup.json
-//! checks out: whatever goes wrong, nothing is left at the destination.
+//! checks out: whatever goes wrong, nothing is left at the destination, not even a directory
+//! made for it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -21,8 +22,8 @@ use tokio::sync::mpsc;
 use super::error::StoreError;
 use super::throttle::{self, Throttle};
 use super::{check_slug, Progress, StoreAgent};
-use crate::archive::{self, CancelToken, IoContext};
-use crate::common::atomic::TempFile;
+use crate::archive::{self, BackupInfo, CancelToken, IoContext};
+use crate::common::atomic::{CreatedDirs, TempFile};
 use crate::common::digest::hex;
 
 /// What the sidecar (or, without one, the object itself) promises about a stored .tar.
@@ -169,14 +170,16 @@ impl StoreAgent {
         })
     }
 
-    /// Downloads backup `slug` to `dest` (a file path), verified before it appears there.
+    /// Downloads backup `slug` to `dest` (a file path, its directory created if missing),
+    /// verified before it appears there. Returns the backup as its backup.json describes it,
+    /// with the sha256 it was checked against, when the store had one.
     pub async fn download(
         &self,
         slug: &str,
         dest: &Path,
         progress: Option<Progress>,
         cancel: &CancelToken,
-    ) -> Result<(), StoreError> {
+    ) -> Result<BackupInfo, StoreError> {
         let mut download = cancel.run(self.open_download(slug)).await??;
         let total = download.size;
         let (tx, writer) = start_writer(dest.to_path_buf());
@@ -203,12 +206,14 @@ impl StoreAgent {
         let written = writer
             .await
             .map_err(|e| StoreError::Failed(format!("file writer failed: {e}")))?;
-        // Dropping the TempFile on any error below removes the partial file.
-        let temp = match (streamed, written) {
+        // Dropping the TempFile on any error below removes the partial file, then the
+        // directories made for it go.
+        let (temp, dirs) = match (streamed, written) {
             (Err(cancelled), _) => return Err(cancelled.into()),
             (Ok(Err(err)), _) | (Ok(Ok(())), Err(err)) => return Err(err),
-            (Ok(Ok(())), Ok(temp)) => temp,
+            (Ok(Ok(())), Ok(written)) => written,
         };
+        let checked_sha256 = download.sha256.clone();
         let dest = dest.to_path_buf();
         let expected = archive::Expected {
             slug: slug.to_string(),
@@ -218,43 +223,48 @@ impl StoreAgent {
         };
         let shown = PathBuf::from(self.describe(&Self::tar_name(slug)));
         let cancel = cancel.clone();
-        tokio::task::spawn_blocking(move || -> Result<(), StoreError> {
-            archive::check_backup_file(temp.path(), &shown, &expected, &cancel).map_err(
-                |e| match e {
+        tokio::task::spawn_blocking(move || -> Result<BackupInfo, StoreError> {
+            // Locals drop in reverse: on an error the temp file goes before its directories.
+            let dirs = dirs;
+            let temp = temp;
+            let mut info = archive::check_backup_file(temp.path(), &shown, &expected, &cancel)
+                .map_err(|e| match e {
                     archive::ArchiveError::Cancelled => StoreError::Cancelled,
                     // The stored object is at fault, not a local file: the agent's error.
                     other => StoreError::Failed(crate::common::redact::redact_urls(&format!(
                         "{other}; nothing was kept"
                     ))),
-                },
-            )?;
+                })?;
             // Last chance: a download cancelled by now must not appear at `dest`.
             cancel.check()?;
             temp.commit(&dest).at(&dest)?;
-            Ok(())
+            dirs.keep();
+            info.path = Some(dest);
+            info.sha256 = checked_sha256;
+            Ok(info)
         })
         .await
         .map_err(|e| StoreError::Failed(format!("file task failed: {e}")))?
     }
 }
 
+/// The temp file a download was written to, and the directories made for it.
+type Written = Result<(TempFile, CreatedDirs), StoreError>;
+
 /// Writes the chunks it is sent into a temp file beside `dest`, on the blocking pool.
-fn start_writer(
-    dest: PathBuf,
-) -> (
-    mpsc::Sender<Bytes>,
-    tokio::task::JoinHandle<Result<TempFile, StoreError>>,
-) {
+fn start_writer(dest: PathBuf) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<Written>) {
     let (tx, mut rx) = mpsc::channel::<Bytes>(4);
     let writer = tokio::task::spawn_blocking(move || {
-        if let Some(dir) = dest.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).at(dir)?;
-        }
+        let dirs = match dest.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => CreatedDirs::create(dir).at(dir)?,
+            None => CreatedDirs::default(),
+        };
         let mut temp = TempFile::create_beside(&dest).at(&dest)?;
         while let Some(chunk) = rx.blocking_recv() {
             temp.file().write_all(&chunk).at(&dest)?;
         }
-        Ok(temp)
+        // The temp file goes before the directories on an error: fields drop in order.
+        Ok((temp, dirs))
     });
     (tx, writer)
 }

@@ -8,19 +8,22 @@ use thiserror::Error;
 
 use crate::archive::ArchiveError;
 use crate::common::redact::redact_urls;
+use crate::common::text::without_os_error;
 use crate::common::Cancelled;
 
+/// The messages quote errors of object_store, reqwest and the OS; they are shown without Rust's
+/// ` (os error N)` tails.
 #[derive(Debug, Error)]
 pub enum StoreError {
     /// A malformed URL or option: raised at construction, before any request.
-    #[error("{0}")]
+    #[error("{}", without_os_error(.0))]
     InvalidConfig(String),
     /// Connection refused, DNS failure or timeout, after the retries.
-    #[error("{0}")]
+    #[error("{}", without_os_error(.0))]
     Unreachable(String),
-    #[error("{0}")]
+    #[error("{}", without_os_error(.0))]
     NotFound(String),
-    #[error("{0}")]
+    #[error("{}", without_os_error(.0))]
     Failed(String),
     /// A local file (the backup being uploaded, or the download's temp file).
     #[error(transparent)]
@@ -59,8 +62,30 @@ fn is_unreachable(err: &(dyn StdError + 'static)) -> bool {
     false
 }
 
+/// A message without the HTML page a server sent with its error status: object_store quotes a
+/// response's body whole ("...status code: 501 Not Implemented: <!DOCTYPE HTML>..."). Other
+/// bodies stay: S3's and Azure's XML carries the error's code and reason.
+fn without_html(message: String) -> String {
+    let lower = message.to_ascii_lowercase();
+    let start = ["<!doctype html", "<html"]
+        .iter()
+        .filter_map(|tag| lower.find(tag))
+        .min();
+    match start {
+        Some(at) => {
+            let kept = message[..at].trim_end().trim_end_matches(':');
+            format!("{kept} (an HTML page)")
+        }
+        None => message,
+    }
+}
+
 /// The full chain of messages, so "error sending request" comes with its reason.
 fn chain(err: &(dyn StdError + 'static)) -> String {
+    without_html(chain_text(err))
+}
+
+fn chain_text(err: &(dyn StdError + 'static)) -> String {
     let mut text = err.to_string();
     let mut current = err.source();
     while let Some(e) = current {
@@ -98,5 +123,23 @@ impl StoreError {
 impl From<Cancelled> for StoreError {
     fn from(_: Cancelled) -> Self {
         StoreError::Cancelled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_html;
+
+    #[test]
+    fn html_error_pages_are_left_out() {
+        let message = "PROPFIND http://h/dav/ - Server returned non-2xx status code: 501 Not \
+                       Implemented: <!DOCTYPE HTML>\n<html lang=\"en\"><body>x</body></html>";
+        assert_eq!(
+            without_html(message.into()),
+            "PROPFIND http://h/dav/ - Server returned non-2xx status code: 501 Not Implemented \
+             (an HTML page)"
+        );
+        let xml = "Server returned non-2xx status code: 403 Forbidden: <Error><Code>AccessDenied";
+        assert_eq!(without_html(xml.into()), xml);
     }
 }

@@ -100,12 +100,16 @@ impl StoreAgent {
     /// Every backup under the prefix, oldest first.
     pub async fn list(&self) -> Result<Vec<Listed>, StoreError> {
         let prefix = (!self.config.prefix.as_ref().is_empty()).then_some(&self.config.prefix);
-        let listing = match self.store().list_with_delimiter(prefix).await {
+        let listing = match self.config.listing.list_with_delimiter(prefix).await {
             Ok(listing) => listing.objects,
             // A prefix nothing was uploaded to yet (a WebDAV collection, say) holds no backups.
             Err(object_store::Error::NotFound { .. }) => Vec::new(),
             Err(err) => {
-                return Err(StoreError::from_remote(self.display_url(), &err));
+                let failure = StoreError::from_remote(self.display_url(), &err);
+                if let (StoreError::Failed(_), Some(webdav)) = (&failure, &self.config.webdav) {
+                    webdav.check_server().await?;
+                }
+                return Err(failure);
             }
         };
         let mut tars: BTreeMap<String, u64> = BTreeMap::new();

@@ -88,6 +88,12 @@ impl StoreAgent {
         &self.config.display_url
     }
 
+    /// The folder of a `file://` store.
+    pub fn local_dir(&self) -> Option<std::path::PathBuf> {
+        (self.config.kind == Kind::Local)
+            .then(|| std::path::Path::new("/").join(self.config.prefix.as_ref()))
+    }
+
     pub fn kind(&self) -> Kind {
         self.config.kind
     }

@@ -87,9 +87,8 @@ impl WebDav {
             .map_err(|e| StoreError::failed(&self.display_url, e))
     }
 
-    /// Whether the collection at `url` exists. Only a 404 says no: a 401/403 on an ancestor
-    /// outside the user's scope (Nextcloud, a reverse proxy) is a collection we cannot see.
-    async fn collection_exists(&self, url: &Url) -> Result<bool, StoreError> {
+    /// The status a `PROPFIND` (depth 0) of `url` gets.
+    async fn propfind(&self, url: &Url) -> Result<StatusCode, StoreError> {
         let method =
             Method::from_bytes(b"PROPFIND").map_err(|e| StoreError::failed("PROPFIND", e))?;
         let response = self
@@ -98,7 +97,31 @@ impl WebDav {
             .send()
             .await
             .map_err(|e| StoreError::from_remote(&self.display_url, &e))?;
-        Ok(response.status() != StatusCode::NOT_FOUND)
+        let status = response.status();
+        // A server that does not know PROPFIND is no WebDAV server (a plain web server, or one
+        // with WebDAV off): saying so beats quoting its HTML error page.
+        if matches!(
+            status,
+            StatusCode::METHOD_NOT_ALLOWED | StatusCode::NOT_IMPLEMENTED
+        ) {
+            return Err(StoreError::Failed(format!(
+                "{}: the server answered PROPFIND with {status}: it is not a WebDAV server \
+                 (or WebDAV is not enabled at this URL)",
+                self.display_url
+            )));
+        }
+        Ok(status)
+    }
+
+    /// Explains a listing that failed: the error when the server does not speak WebDAV at all.
+    pub async fn check_server(&self) -> Result<(), StoreError> {
+        self.propfind(&self.base).await.map(|_| ())
+    }
+
+    /// Whether the collection at `url` exists. Only a 404 says no: a 401/403 on an ancestor
+    /// outside the user's scope (Nextcloud, a reverse proxy) is a collection we cannot see.
+    async fn collection_exists(&self, url: &Url) -> Result<bool, StoreError> {
+        Ok(self.propfind(url).await? != StatusCode::NOT_FOUND)
     }
 
     /// Creates the base collection and whichever of its parents are missing.

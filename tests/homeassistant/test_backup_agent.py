@@ -391,7 +391,9 @@ async def test_large_upload_and_download_stream_through_temp_files(
     await off_loop(hass, lambda: source.mkdir())
     # Incompressible, so the backup file is a few MiB: more than one write batch and read chunk.
     await off_loop(hass, (source / "noise.bin").write_bytes, random.randbytes(3_500_000))
-    made = await habackup.async_create_archive(source, tmp_path / "made", name="Large")
+    made = await habackup.async_create_archive(
+        source, tmp_path / "made", name="Large", ha_version="2025.1.0"
+    )
     assert made.path is not None
     original = await off_loop(hass, made.path.read_bytes)
     assert len(original) > 3_000_000
@@ -432,7 +434,9 @@ async def test_cancelled_upload_and_abandoned_download_leave_no_temp_file(
     source = tmp_path / "source"
     await off_loop(hass, lambda: source.mkdir())
     await off_loop(hass, (source / "noise.bin").write_bytes, random.randbytes(3_000_000))
-    made = await habackup.async_create_archive(source, tmp_path / "made", name="Cancelled")
+    made = await habackup.async_create_archive(
+        source, tmp_path / "made", name="Cancelled", ha_version="2025.1.0"
+    )
     assert made.path is not None
     await setup_backup(hass, [{"name": STORE, "url": f"file://{tmp_path / 'store'}"}])
     agent = hass.data[DATA_MANAGER].backup_agents[AGENT_ID]

@@ -1,13 +1,16 @@
-"""One handler per subcommand: ``handler(args) -> exit code``; errors are raised, not printed."""
+"""One handler per subcommand: ``handler(args) -> exit code``; errors are raised, not printed.
+
+Every handler calls the engine for the work; what it adds is the output, in the one JSON shape
+of a backup (``output.backup_record``) with ``--json``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
-from typing import Any
 
 from .. import _archive
-from .._core import Backup
 from ..errors import BackupError
 from . import remote
 from .inputs import (
@@ -17,7 +20,7 @@ from .inputs import (
     read_password,
     reject_options_without_url,
 )
-from .output import emit_json, error, print_backup, print_listing
+from .output import backup_record, emit_json, error, print_backup, print_listing, say, warn
 from .progress import FileReadWatcher, human, terminal_progress
 
 EXIT_OK = 0
@@ -34,27 +37,28 @@ def create(args: argparse.Namespace) -> int:
     # Stores are opened first so that a bad URL or option fails before a long backup, not after.
     options = parse_options(args.option)
     agents = [remote.open_store(url, options) for url in urls]
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
+    defaults = [] if args.no_default_excludes else list(_archive.DEFAULT_EXCLUDES)
     with terminal_progress("create") as progress:
         backup = _archive.create_archive(
             args.config_dir,
-            output,
+            # The trailing "/" makes it a directory: created if missing, removed if this fails.
+            os.path.join(args.output, ""),
             name=args.name,
             include_database=not args.no_database,
-            excludes=args.exclude if args.exclude else _archive.DEFAULT_EXCLUDES,
+            excludes=defaults + (args.exclude or []),
+            ha_version=args.ha_version,
             password=password,
             on_progress=progress,
         )
     assert backup.path is not None  # create_archive always writes a local file
     uploads = remote.upload_all(agents, backup.path)
     if args.json:
-        emit_json({**backup.as_dict(), "uploads": uploads})
+        emit_json({**backup_record(backup), "uploads": uploads})
     else:
-        print_backup(backup)
+        print_backup(backup_record(backup))
         for result in uploads:
             if result["ok"]:
-                print(f"  uploaded:  {result['url']}")
+                say(f"  uploaded:  {result['url']}")
     failed = [result for result in uploads if not result["ok"]]
     for result in failed:
         error(f"upload to {result['url']} failed: {result['error']}")
@@ -64,36 +68,31 @@ def create(args: argparse.Namespace) -> int:
 def list_backups(args: argparse.Namespace) -> int:
     where: str = args.location
     reject_options_without_url(args, is_url(where))
-    rows: list[Any]
     if is_url(where):
         agent = remote.open_store(where, parse_options(args.option))
-        rows = remote.list_backups(agent)
+        remote.require_location(agent)
+        records = [backup_record(b, url=agent.url) for b in remote.list_backups(agent)]
         where = agent.url
     else:
-        rows = _local_backups(Path(where))
+        backups, skipped = _archive.list_backups(where)
+        for err in skipped:
+            # One unreadable file should not hide the others, nor fail the listing.
+            warn(f"skipped {err}")
+        backups.sort(key=lambda b: b.date, reverse=True)
+        records = [backup_record(b) for b in backups]
     if args.json:
-        emit_json([row.as_dict() for row in rows])
+        emit_json(records)
     else:
-        print_listing(rows, where)
+        print_listing(records, where)
     return EXIT_OK
 
 
-def _local_backups(directory: Path) -> list[Backup]:
-    if not directory.is_dir():
-        raise BackupError(f"{directory} is not a directory")
-    backups, skipped = _archive.list_backups(directory)
-    for err in skipped:
-        # One unreadable file should not hide the others.
-        error(f"skipped {err}")
-    return sorted(backups, key=lambda b: b.date, reverse=True)
-
-
 def info(args: argparse.Namespace) -> int:
-    backup = _archive.read_backup(args.file)
+    record = backup_record(_archive.read_backup(args.file))
     if args.json:
-        emit_json(backup.as_dict())
+        emit_json(record)
     else:
-        print_backup(backup)
+        print_backup(record)
     return EXIT_OK
 
 
@@ -104,7 +103,7 @@ def extract(args: argparse.Namespace) -> int:
     if args.json:
         emit_json({**counts, "dest": str(Path(args.dest).absolute())})
     else:
-        print(
+        say(
             f"extracted {counts['files']} files, {counts['directories']} directories and "
             f"{counts['symlinks']} symlinks ({human(counts['bytes'])}) into {args.dest}"
         )
@@ -120,7 +119,7 @@ def verify(args: argparse.Namespace) -> int:
     else:
         version = report["securetar_version"]
         protection = f"protected (securetar v{version})" if report["protected"] else "not protected"
-        print(
+        say(
             f"{args.file}: OK, {report['members']} members, {human(report['bytes'] or 0)} of "
             f"file data, {protection}"
         )
@@ -145,9 +144,10 @@ def restore_backup(args: argparse.Namespace) -> int:
         database = "kept as it was (--no-database)"
     else:
         database = "kept as it was (the backup has none)"
-    print(
+    say(
         f"restored {result['slug']} ({result['name']}) into {result['config_dir']}: "
-        f"{result['files']} files, {human(result['bytes'])}; database {database}"
+        f"{result['files']} files, {human(result['bytes'])} from the backup; database "
+        f"{database}; backups/ kept as it was"
     )
     return EXIT_OK
 
@@ -157,21 +157,13 @@ def upload(args: argparse.Namespace) -> int:
         raise UsageError(f"not an object store URL (SCHEME://...): {args.url!r}")
     path = Path(args.file)
     # Reading backup.json first refuses a file that is not a backup before anything is sent.
-    backup = _archive.read_backup(path)
+    _archive.read_backup(path)
     agent = remote.open_store(args.url, parse_options(args.option))
-    remote.upload(agent, path)
-    size = path.stat().st_size
-    result = {
-        "slug": backup.slug,
-        "name": backup.name,
-        "path": str(path),
-        "url": agent.url,
-        "size": size,
-    }
+    record = backup_record(remote.upload(agent, path), path=path, url=agent.url)
     if args.json:
-        emit_json(result)
+        emit_json(record)
     else:
-        print(f"uploaded {backup.slug} ({human(size)}) to {agent.url}")
+        say(f"uploaded {record['slug']} ({human(record['size'])}) to {agent.url}")
     return EXIT_OK
 
 
@@ -182,16 +174,12 @@ def download(args: argparse.Namespace) -> int:
         raise UsageError(f"not a backup slug: {args.slug!r}")
     slug: str = args.slug
     agent = remote.open_store(args.url, parse_options(args.option))
-    directory = Path(args.output)
-    path = directory / f"{slug}.tar"
+    path = Path(args.output) / f"{slug}.tar"
     if path.exists():
         raise BackupError(f"{path} already exists")
-    directory.mkdir(parents=True, exist_ok=True)
-    remote.download(agent, slug, path)
-    size = path.stat().st_size
-    result = {"slug": slug, "path": str(path), "url": agent.url, "size": size}
+    record = backup_record(remote.download(agent, slug, path), url=agent.url)
     if args.json:
-        emit_json(result)
+        emit_json(record)
     else:
-        print(f"downloaded {slug} ({human(size)}) from {agent.url} to {path}")
+        say(f"downloaded {slug} ({human(record['size'])}) from {agent.url} to {path}")
     return EXIT_OK

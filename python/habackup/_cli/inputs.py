@@ -22,7 +22,10 @@ def read_password(args: argparse.Namespace) -> str | None:
         try:
             text = Path(args.password_file).read_text(encoding="utf-8")
         except OSError as err:
-            raise UsageError(f"cannot read the password file: {err}") from err
+            reason = err.strerror or type(err).__name__
+            raise UsageError(
+                f"cannot read the password file {args.password_file}: {reason}"
+            ) from err
         # One trailing newline is the editor's, not the password's.
         password = text.rstrip("\r\n")
     elif getattr(args, "password_env", None):

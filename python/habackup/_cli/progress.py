@@ -16,6 +16,12 @@ from typing import TextIO
 # rate costs more than the transfer itself.
 REDRAW_INTERVAL = 0.1
 BAR_WIDTH = 30
+# The widest human() figure below 10 TiB ("1023.9 GiB"): columns of this width keep every frame
+# of the line the same length, so the bar never changes size as the counts grow.
+FIGURE_WIDTH = 10
+
+# The progress line on screen now, if any: messages printed meanwhile go above it.
+_active: Progress | None = None
 
 
 def human(size: int) -> str:
@@ -42,6 +48,7 @@ class Progress:
         self.shown = False
         self._last_draw = 0.0
         self._width = 0
+        self._line = ""
         self._lock = threading.Lock()
 
     def __call__(self, done: int, total: int) -> None:
@@ -54,21 +61,24 @@ class Progress:
             elapsed = max(now - self.started, 1e-6)
             rate = done / elapsed
             share = min(done / total, 1.0) if total else 1.0
-            # The ETA column stays when done (at 0s) so that the line keeps its shape.
+            # Rounded down, bar and percentage alike: both are full only when the work is done.
+            percent = 100 if finished else min(int(share * 100), 99)
             if finished:
-                eta = "ETA    0s"
+                eta = "0s"
             elif rate > 0:
-                eta = f"ETA {(total - done) / rate:4.0f}s"
+                eta = f"{(total - done) / rate:.0f}s"
             else:
-                eta = "ETA    ?"
+                eta = "?"
             figures = (
-                f"{share * 100:3.0f}% {human(done)} / {human(total)} {human(int(rate))}/s {eta}"
+                f"{percent:3d}% {human(done):>{FIGURE_WIDTH}} / {human(total):>{FIGURE_WIDTH}} "
+                f"{human(int(rate)):>{FIGURE_WIDTH}}/s ETA {eta:>5}"
             )
             # A line wider than the terminal wraps, and "\r" then redraws only its last row.
             room = self._columns() - 1 - len(self.label) - len(figures) - 4
             width = min(BAR_WIDTH, room)
             if width >= 5:
-                bar = "#" * int(share * width)
+                filled = width if finished else min(int(share * width), width - 1)
+                bar = "#" * filled
                 self._draw(f"{self.label} [{bar:<{width}}] {figures}", now)
             else:
                 self._draw(f"{self.label} {figures}", now)
@@ -87,8 +97,19 @@ class Progress:
         # A pseudo-terminal nobody sized reports 0 columns: assume the classic 80.
         return columns or 80
 
+    def print_above(self, text: str) -> None:
+        """Print a whole line (a warning) and redraw the progress line below it."""
+        with self._lock:
+            if self.shown:
+                self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.write(text + "\n")
+            if self.shown:
+                self.stream.write(self._line)
+            self.stream.flush()
+
     def _draw(self, line: str, now: float) -> None:
         line = line[: self._columns() - 1]
+        self._line = line
         # Pad over the rest of a longer previous line instead of relying on terminal escapes.
         padding = " " * max(self._width - len(line), 0)
         self.stream.write(f"\r{line}{padding}")
@@ -108,12 +129,24 @@ class Progress:
 @contextmanager
 def terminal_progress(label: str) -> Iterator[Progress | None]:
     """A ``Progress`` on stderr when it is a terminal, else ``None`` (pipes and logs stay clean)."""
+    global _active
     progress = Progress(label, sys.stderr) if sys.stderr.isatty() else None
+    _active = progress
     try:
         yield progress
     finally:
+        _active = None
         if progress is not None:
             progress.close()
+
+
+def write_line(text: str) -> None:
+    """One line on stderr, above the progress line if one is showing."""
+    active = _active
+    if active is None:
+        print(text, file=sys.stderr)
+    else:
+        active.print_above(text)
 
 
 class FileReadWatcher:

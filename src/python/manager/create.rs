@@ -103,11 +103,15 @@ async fn run_hooks(
 
 /// Writes the archive on the blocking pool; a cancelled operation stops it and waits until its
 /// temp file is gone.
-async fn write_archive(op: &Op, options: CreateOptions) -> PyResult<BackupInfo> {
+async fn write_archive(op: &Op, mut options: CreateOptions) -> PyResult<BackupInfo> {
     let (progress, relay_task) = op.archive_progress(CREATE_BACKUP);
     let config_dir = op.inner.config_dir.clone();
     let backup_dir = op.inner.backup_dir.clone();
     let written = run_cancellable(&op.cancel, move |cancel| {
+        if options.name.is_empty() {
+            let version = archive::ha_version(&config_dir, options.ha_version.as_deref())?;
+            options.name = format!("Core {version}");
+        }
         std::fs::create_dir_all(&backup_dir)
             .map_err(|e| archive::ArchiveError::io(&backup_dir, e))?;
         archive::create_archive(

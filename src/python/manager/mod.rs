@@ -28,7 +28,7 @@ use pyo3::types::{PyDict, PyTuple};
 use self::events::{Event, Events};
 use self::op::Op;
 use self::state::{lock, Busy, Inner, Registry, CREATE_BACKUP, IDLE, RESTORE_BACKUP};
-use crate::archive::{self, is_valid_slug, CreateOptions};
+use crate::archive::{is_valid_slug, CreateOptions};
 use crate::python::errors::{describe, Error};
 use crate::python::runtime::awaitable::future_into_py_with_locals;
 use crate::python::runtime::cancel::{token, CancelToken};
@@ -201,9 +201,9 @@ impl BackupManagerCore {
         let agents = self.agents(py, agent_ids)?;
         let hooks = self.inner.hooks(py);
         let busy = self.begin(CREATE_BACKUP)?;
-        let version = self.inner.ha_version.as_deref();
-        let name = name
-            .unwrap_or_else(|| format!("Core {}", version.unwrap_or(archive::DEFAULT_HA_VERSION)));
+        // Like Home Assistant, a blank name gets the default, "Core <version>"; the version may
+        // come from .HA_VERSION, which is read with the archive, off the event loop.
+        let name = name.filter(|n| !n.trim().is_empty()).unwrap_or_default();
         let mut options = CreateOptions::new(name);
         options.password = password;
         options.include_database = include_database;

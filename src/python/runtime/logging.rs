@@ -34,8 +34,11 @@ impl log::Log for PythonLogger {
         } else {
             format!("habackup.deps.{}", record.target().replace("::", "."))
         };
-        // A library's message may quote a URL with credentials or a signed query string.
-        let message = crate::common::redact::redact_urls(&record.args().to_string());
+        // A library's message may quote a URL with credentials or a signed query string, ours a
+        // backup's name or a file's bytes: one printable line reaches the log.
+        let message = crate::common::text::escape(&crate::common::redact::redact_urls(
+            &record.args().to_string(),
+        ));
         Python::attach(|py| {
             let logged = py
                 .import("logging")
