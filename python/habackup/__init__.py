@@ -33,7 +33,7 @@ from .errors import (
     UnsupportedBackupError,
 )
 from .manager import BackupManager
-from .models import BackupSyncMetadata, SyncedBackup
+from .models import BackupSyncMetadata, SyncedBackup, VerifyReport
 from .object_store import ObjectStoreBackupSyncAgent
 
 # No engine thread may be inside a Python call when the interpreter starts finalizing.
@@ -59,6 +59,7 @@ __all__ = [
     "ObjectStoreBackupSyncAgent",
     "SyncedBackup",
     "UnsupportedBackupError",
+    "VerifyReport",
     "__version__",
     "async_create_archive",
     "async_extract_archive",

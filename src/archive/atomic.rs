@@ -30,7 +30,8 @@ pub struct TempFile {
 
 impl TempFile {
     /// The `.tar` suffix keeps the temp file under Home Assistant's `backups/*.tar` exclude, so a
-    /// concurrent backup of the same config dir never picks it up.
+    /// concurrent backup of the same config dir never picks it up. Errors name `dest`: the temp
+    /// name means nothing to the user.
     pub fn create_beside(dest: &Path) -> Result<Self, ArchiveError> {
         let path = temp_name(dest, ".partial.tar")?;
         let file = OpenOptions::new()
@@ -38,7 +39,7 @@ impl TempFile {
             .write(true)
             .create_new(true)
             .open(&path)
-            .at(&path)?;
+            .at(dest)?;
         Ok(TempFile {
             path,
             file,
@@ -56,7 +57,9 @@ impl TempFile {
 
     /// fsyncs the data, renames over `dest` and fsyncs the directory.
     pub fn commit(mut self, dest: &Path) -> Result<(), ArchiveError> {
-        self.file.sync_all().at(&self.path)?;
+        self.file
+            .sync_all()
+            .map_err(|e| ArchiveError::write_failed(dest, e, None))?;
         fs::rename(&self.path, dest).at(dest)?;
         self.committed = true;
         // The rename is durable only once the directory entry is on disk.
@@ -83,7 +86,7 @@ pub struct TempDir {
 impl TempDir {
     pub fn create_beside(dest: &Path) -> Result<Self, ArchiveError> {
         let path = temp_name(dest, ".partial")?;
-        fs::create_dir(&path).at(&path)?;
+        fs::create_dir(&path).at(dest)?;
         Ok(TempDir { path })
     }
 

@@ -2,6 +2,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::mpsc;
@@ -15,13 +16,14 @@ use super::gzip::{write_error, write_gzip, ChunkWriter, GzipOptions};
 use super::metadata::{make_slug, render_backup_json, BackupInfo, NewBackupJson};
 use crate::securetar::Encryptor;
 
+use super::escape;
 use super::tar_header::{self, EntryType, HeaderFields, BLOCK};
 use super::walk::{walk, EntryKind, WalkEntry};
 use super::{priority, ArchiveError, CancelFlag, Excludes, IoContext};
 
 /// Home Assistant version written when neither the caller nor the config dir's `.HA_VERSION` says.
 pub const DEFAULT_HA_VERSION: &str = "2025.4.4";
-const INNER_NAME: &str = "homeassistant.tar.gz";
+const INNER_NAME: &[u8] = b"homeassistant.tar.gz";
 const COPY_BUFFER: usize = 256 * 1024;
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -131,7 +133,8 @@ fn create_in_this_thread(
         dest.to_path_buf()
     };
     let mut temp = TempFile::create_beside(&dest)?;
-    let temp_path = temp.path().to_path_buf();
+    // Errors name the backup's own path: the temp file's name means nothing to the user.
+    let temp_path = dest.clone();
     let mtime = now.timestamp();
     let size = write_outer(temp.file(), &temp_path, &backup_json, mtime, |out| {
         let gzip = GzipOptions {
@@ -206,7 +209,7 @@ where
     F: FnOnce(&mut BufWriter<&mut File>) -> Result<InnerWritten, ArchiveError>,
 {
     let mut head = tar_header::encode(&member_header(
-        "./backup.json",
+        b"./backup.json",
         backup_json.len() as u64,
         mtime,
     ));
@@ -216,24 +219,25 @@ where
     // The inner member's size is known only at the end: write a placeholder and patch it.
     head.extend_from_slice(&tar_header::encode(&member_header(INNER_NAME, 0, mtime)));
 
+    let failed = |e| ArchiveError::write_failed(path, e, None);
     let mut out = BufWriter::with_capacity(1024 * 1024, &mut *file);
-    out.write_all(&head).at(path)?;
+    out.write_all(&head).map_err(failed)?;
     let written = inner(&mut out)?;
     let inner_len = written.len;
     let padding = tar_header::padding_after(inner_len) as u64;
     let members_len = head.len() as u64 + inner_len + padding;
     let trailer = tar_header::trailer_len(members_len);
     out.write_all(&vec![0u8; (padding + trailer) as usize])
-        .at(path)?;
-    out.flush().at(path)?;
+        .map_err(failed)?;
+    out.flush().map_err(failed)?;
     drop(out);
 
     let header = tar_header::encode(&member_header(INNER_NAME, inner_len, mtime));
     file.seek(SeekFrom::Start(inner_header_at)).at(path)?;
-    file.write_all(&header).at(path)?;
+    file.write_all(&header).map_err(failed)?;
     // securetar's header carries the plaintext size, also known only now.
     if let Some(securetar_header) = written.securetar_header {
-        file.write_all(&securetar_header).at(path)?;
+        file.write_all(&securetar_header).map_err(failed)?;
     }
     Ok(members_len + trailer)
 }
@@ -304,7 +308,7 @@ struct InnerWritten {
 fn encrypt_error(path: &Path, e: io::Error) -> ArchiveError {
     match e.kind() {
         io::ErrorKind::InvalidInput => ArchiveError::InvalidArgument(e.to_string()),
-        _ => ArchiveError::io(path, e),
+        _ => ArchiveError::write_failed(path, e, None),
     }
 }
 
@@ -332,7 +336,7 @@ impl<W: Write> Write for CountingWriter<W> {
     }
 }
 
-fn member_header(name: &str, size: u64, mtime: i64) -> HeaderFields<'_> {
+fn member_header(name: &[u8], size: u64, mtime: i64) -> HeaderFields<'_> {
     HeaderFields {
         name,
         entry_type: EntryType::File,
@@ -341,7 +345,7 @@ fn member_header(name: &str, size: u64, mtime: i64) -> HeaderFields<'_> {
         mtime,
         uid: 0,
         gid: 0,
-        link_name: "",
+        link_name: b"",
     }
 }
 
@@ -363,25 +367,36 @@ fn write_inner_tar(
     }
     let trailer = vec![0u8; tar_header::trailer_len(written) as usize];
     out.write_all(&trailer)
-        .map_err(|e| write_error(e, "inner tar"))
+        .map_err(|e| write_error(e, b"inner tar"))
 }
 
-fn arcname(entry: &WalkEntry) -> String {
-    if entry.relative.is_empty() {
-        "data".to_string()
-    } else {
-        format!("data/{}", entry.relative)
+fn arcname(entry: &WalkEntry) -> Vec<u8> {
+    let mut name = b"data".to_vec();
+    if !entry.relative.is_empty() {
+        name.push(b'/');
+        name.extend_from_slice(&entry.relative);
     }
+    name
+}
+
+/// Whether an entry is gone since the walk listed it (itself, or a directory above it).
+fn gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
 }
 
 fn write_directory(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, ArchiveError> {
     let meta = match fs::symlink_metadata(&entry.full) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vanished(entry)),
+        Ok(m) if m.is_dir() => m,
+        Ok(_) => return Ok(changed(entry, "a directory")),
+        Err(e) if gone(&e) => return Ok(vanished(entry)),
         Err(e) => return Err(ArchiveError::io(&entry.full, e)),
     };
     // Python's tarfile and GNU tar name directories with a trailing slash.
-    let name = format!("{}/", arcname(entry));
+    let mut name = arcname(entry);
+    name.push(b'/');
     emit(
         out,
         &HeaderFields {
@@ -392,22 +407,28 @@ fn write_directory(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, Arch
             mtime: meta.mtime(),
             uid: u64::from(meta.uid()),
             gid: u64::from(meta.gid()),
-            link_name: "",
+            link_name: b"",
         },
     )
 }
 
+/// Stores the link itself, whatever it points to (outside the config dir, nowhere, or to a
+/// target that is not UTF-8), as Home Assistant's writer does.
 fn write_symlink(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, ArchiveError> {
-    let (meta, target) = match fs::symlink_metadata(&entry.full)
-        .and_then(|m| Ok((m, fs::read_link(&entry.full)?)))
-    {
-        Ok(found) => found,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vanished(entry)),
+    let meta = match fs::symlink_metadata(&entry.full) {
+        Ok(m) if m.file_type().is_symlink() => m,
+        Ok(_) => return Ok(changed(entry, "a symlink")),
+        Err(e) if gone(&e) => return Ok(vanished(entry)),
         Err(e) => return Err(ArchiveError::io(&entry.full, e)),
     };
-    let Some(target) = target.to_str() else {
-        log::warn!(target: "habackup.archive", "{}: link target is not UTF-8; skipped", entry.full.display());
-        return Ok(0);
+    let target = match fs::read_link(&entry.full) {
+        Ok(target) => target,
+        Err(e) if gone(&e) => return Ok(vanished(entry)),
+        // EINVAL: replaced by something that is not a link since the line above.
+        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+            return Ok(changed(entry, "a symlink"))
+        }
+        Err(e) => return Err(ArchiveError::io(&entry.full, e)),
     };
     emit(
         out,
@@ -419,7 +440,7 @@ fn write_symlink(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, Archiv
             mtime: meta.mtime(),
             uid: u64::from(meta.uid()),
             gid: u64::from(meta.gid()),
-            link_name: target,
+            link_name: target.as_os_str().as_bytes(),
         },
     )
 }
@@ -432,7 +453,18 @@ fn emit(out: &mut ChunkWriter, fields: &HeaderFields<'_>) -> Result<u64, Archive
 }
 
 fn vanished(entry: &WalkEntry) -> u64 {
-    log::warn!(target: "habackup.archive", "{} vanished while it was backed up; skipped", entry.full.display());
+    log::warn!(target: "habackup.archive", "{} vanished while it was backed up; skipped", escape::path(&entry.full));
+    0
+}
+
+/// Skips an entry that is no longer what the walk found: replaced since by a symlink (a loop
+/// included), a FIFO, a socket or a directory. Like a vanished file, never worth failing for.
+fn changed(entry: &WalkEntry, was: &str) -> u64 {
+    log::warn!(
+        target: "habackup.archive",
+        "{} is no longer {was} (it changed while it was backed up); skipped",
+        escape::path(&entry.full)
+    );
     0
 }
 
@@ -452,13 +484,16 @@ fn write_file(
         .open(&entry.full);
     let mut file = match file {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vanished(entry)),
+        Err(e) if gone(&e) => return Ok(vanished(entry)),
+        // ELOOP: a symlink now (O_NOFOLLOW); ENXIO: a socket or a device without a driver.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENXIO)) => {
+            return Ok(changed(entry, "a regular file"))
+        }
         Err(e) => return Err(ArchiveError::io(&entry.full, e)),
     };
     let meta = file.metadata().at(&entry.full)?;
     if !meta.is_file() {
-        log::warn!(target: "habackup.archive", "{} is no longer a regular file; skipped", entry.full.display());
-        return Ok(0);
+        return Ok(changed(entry, "a regular file"));
     }
     let size = meta.len();
     let name = arcname(entry);
@@ -472,7 +507,7 @@ fn write_file(
             mtime: meta.mtime(),
             uid: u64::from(meta.uid()),
             gid: u64::from(meta.gid()),
-            link_name: "",
+            link_name: b"",
         },
     )?;
     let mut remaining = size;
@@ -487,7 +522,7 @@ fn write_file(
             log::warn!(
                 target: "habackup.archive",
                 "{} shrank while it was backed up; padded {remaining} bytes with zeros",
-                entry.full.display()
+                escape::path(&entry.full)
             );
             write_zeros(out, remaining, buffer, &name)?;
             reporter.add(remaining);
@@ -508,7 +543,7 @@ fn write_zeros(
     out: &mut ChunkWriter,
     count: u64,
     buffer: &mut [u8],
-    name: &str,
+    name: &[u8],
 ) -> Result<(), ArchiveError> {
     buffer.fill(0);
     let mut left = count;

@@ -1,24 +1,26 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::escape;
+
 /// Everything that can go wrong while writing, reading or extracting a backup.
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
     /// I/O on a named file failed (unreadable source file, full disk, ...).
-    #[error("{path}: {source}")]
+    #[error("{}: {}", escape::path(path), describe(source))]
     Io {
         path: PathBuf,
         #[source]
         source: io::Error,
     },
     /// The file is not a backup we can trust: corrupt, truncated or unsafe to extract.
-    #[error("{path}: {reason}")]
+    #[error("{}: {reason}", escape::path(path))]
     InvalidBackup { path: PathBuf, reason: String },
     /// The password is missing or does not open the protected backup.
-    #[error("{path}: {reason}")]
+    #[error("{}: {reason}", escape::path(path))]
     IncorrectPassword { path: PathBuf, reason: String },
     /// A well-formed backup that uses something this version does not handle.
-    #[error("{path}: {reason}")]
+    #[error("{}: {reason}", escape::path(path))]
     Unsupported { path: PathBuf, reason: String },
     /// The caller asked for something impossible (bad exclude pattern, non-empty destination, ...).
     #[error("{0}")]
@@ -32,6 +34,37 @@ impl ArchiveError {
         ArchiveError::Io {
             path: path.as_ref().to_path_buf(),
             source,
+        }
+    }
+
+    /// A write to `path` (a destination the user named) failed. A full file system says so,
+    /// with what the write still needed when that is known.
+    pub fn write_failed(path: impl AsRef<Path>, source: io::Error, needed: Option<u64>) -> Self {
+        let source = if is_full(&source) {
+            let needed = needed.map_or(String::new(), |n| format!(": {} more needed", human(n)));
+            io::Error::new(
+                io::ErrorKind::StorageFull,
+                format!("not enough space, the file system is full{needed}"),
+            )
+        } else {
+            source
+        };
+        ArchiveError::io(path, source)
+    }
+
+    /// The same error with `from` in its path replaced by `to` (a staging dir by the directory
+    /// the user knows).
+    pub fn renamed(self, from: &Path, to: &Path) -> Self {
+        match self {
+            ArchiveError::Io { path, source } => {
+                let path = match path.strip_prefix(from) {
+                    Ok(rest) if rest.as_os_str().is_empty() => to.to_path_buf(),
+                    Ok(rest) => to.join(rest),
+                    Err(_) => path,
+                };
+                ArchiveError::Io { path, source }
+            }
+            other => other,
         }
     }
 
@@ -58,5 +91,60 @@ pub trait IoContext<T> {
 impl<T> IoContext<T> for io::Result<T> {
     fn at(self, path: impl AsRef<Path>) -> Result<T, ArchiveError> {
         self.map_err(|e| ArchiveError::io(path, e))
+    }
+}
+
+/// Whether `e` says the file system (or the user's quota on it) is full.
+pub fn is_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+        || e.kind() == io::ErrorKind::StorageFull
+}
+
+/// An I/O error as a plain sentence: the system's text without std's ` (os error N)` suffix,
+/// escaped.
+pub fn describe(e: &io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.rfind(" (os error ") {
+        Some(at) if text.ends_with(')') => &text[..at],
+        _ => &text,
+    };
+    escape::escaped(text.as_bytes())
+}
+
+/// Bytes for people: `12.0 MiB (12582912 bytes)`.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {} ({bytes} bytes)", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_plain_sentences() {
+        let e = ArchiveError::io("/x/y", io::Error::from_raw_os_error(libc::ENOENT));
+        assert_eq!(e.to_string(), "/x/y: No such file or directory");
+        let e = ArchiveError::write_failed(
+            "/dest/f",
+            io::Error::from_raw_os_error(libc::ENOSPC),
+            Some(3 * 1024 * 1024),
+        );
+        assert_eq!(
+            e.to_string(),
+            "/dest/f: not enough space, the file system is full: 3.0 MiB (3145728 bytes) more needed"
+        );
+        let e = ArchiveError::invalid("/b\x1b.tar", "bad");
+        assert_eq!(e.to_string(), "/b\\x1b.tar: bad");
+        assert_eq!(human(512), "512 bytes");
     }
 }

@@ -58,12 +58,16 @@ pub struct GzipSummary {
 #[error("cancelled")]
 pub struct Cancelled;
 
-/// Turns an error from a `ChunkWriter` write into the archive error it stands for.
-pub fn write_error(e: io::Error, what: &str) -> ArchiveError {
+/// Turns an error from a `ChunkWriter` write into the archive error it stands for. (A writer
+/// that failed on its own stops the producer too; `write_gzip` then reports the writer's error.)
+pub fn write_error(e: io::Error, what: &[u8]) -> ArchiveError {
     if e.get_ref().is_some_and(|inner| inner.is::<Cancelled>()) {
         ArchiveError::Cancelled
     } else {
-        ArchiveError::InvalidArgument(format!("compression stopped while writing {what}: {e}"))
+        ArchiveError::InvalidArgument(format!(
+            "compression stopped while writing {}: {e}",
+            super::escape::escaped(what)
+        ))
     }
 }
 
@@ -182,7 +186,7 @@ where
             let count = match result {
                 Ok(()) => writer
                     .finish()
-                    .map_err(|e| write_error(e, "the last chunk")),
+                    .map_err(|e| write_error(e, b"the last chunk")),
                 Err(e) => Err(e),
             };
             // Workers stop once the job channel (owned by the writer) is dropped.
@@ -200,9 +204,15 @@ where
         let produced = producer
             .join()
             .map_err(|_| ArchiveError::InvalidArgument("archive producer panicked".into()))?;
-        // A producer error explains a writer that stopped early, so it wins.
-        produced?;
-        written
+        match (produced, written) {
+            // A producer that failed (or was cancelled) tells the writer to stop with
+            // `Cancelled`: the producer's error is the cause.
+            (Err(produced), Ok(_) | Err(ArchiveError::Cancelled)) => Err(produced),
+            // A writer that failed on its own (a full disk) starves the producer, whose
+            // "compression stopped" only follows from it.
+            (_, Err(written)) => Err(written),
+            (Ok(_), Ok(summary)) => Ok(summary),
+        }
     })
 }
 
@@ -242,7 +252,7 @@ fn write_in_order<W: Write>(
     free: &SyncSender<Vec<u8>>,
 ) -> Result<GzipSummary, ArchiveError> {
     out.write_all(&GZIP_HEADER)
-        .map_err(|e| ArchiveError::io(out_path, e))?;
+        .map_err(|e| ArchiveError::write_failed(out_path, e, None))?;
     let mut compressed_len = GZIP_HEADER.len() as u64;
     let mut uncompressed = 0u64;
     let mut crc = crc32fast::Hasher::new();
@@ -264,7 +274,7 @@ fn write_in_order<W: Write>(
                 .compressed
                 .map_err(|e| ArchiveError::io(out_path, e))?;
             out.write_all(&bytes)
-                .map_err(|e| ArchiveError::io(out_path, e))?;
+                .map_err(|e| ArchiveError::write_failed(out_path, e, None))?;
             compressed_len += bytes.len() as u64;
             uncompressed += chunk.data.len() as u64;
             crc.combine(&chunk.crc);
@@ -278,7 +288,7 @@ fn write_in_order<W: Write>(
     // ISIZE is the length modulo 2^32 by definition.
     trailer.extend_from_slice(&(uncompressed as u32).to_le_bytes());
     out.write_all(&trailer)
-        .map_err(|e| ArchiveError::io(out_path, e))?;
+        .map_err(|e| ArchiveError::write_failed(out_path, e, None))?;
     compressed_len += trailer.len() as u64;
     Ok(GzipSummary {
         uncompressed,
@@ -383,7 +393,7 @@ mod cancel_tests {
                     flag.cancel();
                 }
                 w.write_all(&vec![(i % 7) as u8; CHUNK / 2])
-                    .map_err(|e| write_error(e, "mem"))?;
+                    .map_err(|e| write_error(e, b"mem"))?;
             }
             Ok(())
         })

@@ -1,12 +1,14 @@
 //! Finds `backup.json` and the inner Home Assistant archive in a backup's outer tar.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
+use super::error::describe;
 use super::metadata::{parse_backup_json, BackupInfo};
+use super::tar_reader::{TarError, TarReader};
 use super::{ArchiveError, IoContext};
-use crate::securetar::{CryptoError, Decryptor, Header};
+use crate::securetar::{CryptoError, Decryptor};
 
 const METADATA_NAMES: &[&str] = &["backup.json", "snapshot.json"];
 const MAX_METADATA: u64 = 4 * 1024 * 1024;
@@ -30,39 +32,130 @@ fn normalized(name: &[u8]) -> &[u8] {
     name.strip_prefix(b"./").unwrap_or(name)
 }
 
+/// Marks an error from reading the backup file itself (a bad disk, a vanished mount): an I/O
+/// failure to report as such, never as a corrupt backup.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct SourceReadError(io::Error);
+
+/// The backup file, with its read errors marked as `SourceReadError`.
+struct SourceFile(File);
+
+impl Read for SourceFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| match e.kind() {
+            io::ErrorKind::Interrupted => e,
+            kind => io::Error::new(kind, SourceReadError(e)),
+        })
+    }
+}
+
+impl Seek for SourceFile {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.0.seek(pos)
+    }
+}
+
+/// Opens the backup file; a directory or other non-file is said to be one.
+fn open_backup(path: &Path) -> Result<(SourceFile, u64), ArchiveError> {
+    let file = File::open(path).at(path)?;
+    let meta = file.metadata().at(path)?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(ArchiveError::io(
+            path,
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("is {what}, not a backup file"),
+            ),
+        ));
+    }
+    Ok((SourceFile(file), meta.len()))
+}
+
+/// What a failed read of the backup's (decrypted, decompressed) stream means: the backup file
+/// could not be read, or its content is corrupt or cut short.
+pub fn stream_error(path: &Path, e: io::Error) -> ArchiveError {
+    if e.get_ref()
+        .is_some_and(|inner| inner.is::<SourceReadError>())
+    {
+        return ArchiveError::io(path, e);
+    }
+    ArchiveError::invalid(
+        path,
+        format!(
+            "corrupt or truncated Home Assistant archive: {}",
+            describe(&e)
+        ),
+    )
+}
+
+/// A tar reader's failure on the backup at `path`.
+pub fn tar_error(path: &Path, e: TarError) -> ArchiveError {
+    match e {
+        TarError::Read(e) => stream_error(path, e),
+        TarError::Invalid(reason) => ArchiveError::invalid(
+            path,
+            format!("corrupt or truncated Home Assistant archive: {reason}"),
+        ),
+    }
+}
+
 /// Reads the outer tar's headers (seeking over member data) and its backup.json.
 pub fn read_outer(path: &Path) -> Result<OuterListing, ArchiveError> {
-    let file = File::open(path).at(path)?;
-    let size = file.metadata().at(path)?.len();
-    let mut archive = tar::Archive::new(BufReader::new(file));
-    let entries = archive
-        .entries_with_seek()
-        .map_err(|e| ArchiveError::invalid(path, format!("not a tar archive: {e}")))?;
+    let (file, size) = open_backup(path)?;
+    let mut reader = TarReader::seekable(BufReader::new(file));
     let mut info = None;
     let mut inner = None;
-    for entry in entries {
-        let mut entry =
-            entry.map_err(|e| ArchiveError::invalid(path, format!("corrupt tar archive: {e}")))?;
-        let name = entry.path_bytes().into_owned();
-        let name = normalized(&name);
+    let mut members = 0u64;
+    loop {
+        let member = match reader.next_member() {
+            Ok(Some(member)) => member,
+            Ok(None) => break,
+            Err(TarError::Invalid(reason)) if members == 0 => {
+                return Err(ArchiveError::invalid(
+                    path,
+                    format!(
+                        "not a Home Assistant backup: the file is not a tar archive ({reason})"
+                    ),
+                ))
+            }
+            Err(TarError::Invalid(reason)) => {
+                return Err(ArchiveError::invalid(
+                    path,
+                    format!("corrupt tar archive: {reason}"),
+                ))
+            }
+            Err(TarError::Read(e)) => return Err(outer_read_error(path, e)),
+        };
+        members += 1;
+        let name = normalized(&member.name);
         if info.is_none() && METADATA_NAMES.iter().any(|m| name == m.as_bytes()) {
-            if entry.size() > MAX_METADATA {
+            if member.size > MAX_METADATA {
                 return Err(ArchiveError::invalid(
                     path,
                     "backup.json is implausibly large",
                 ));
             }
             let mut bytes = Vec::new();
-            entry
-                .by_ref()
-                .take(MAX_METADATA)
+            reader
+                .data()
                 .read_to_end(&mut bytes)
-                .map_err(|e| ArchiveError::invalid(path, format!("truncated backup.json: {e}")))?;
+                .map_err(|e| match e.kind() {
+                    io::ErrorKind::UnexpectedEof => {
+                        ArchiveError::invalid(path, "truncated: the file ends inside backup.json")
+                    }
+                    _ => outer_read_error(path, e),
+                })?;
             info = Some(parse_backup_json(&bytes, path)?);
         } else if name == b"homeassistant.tar.gz" || name == b"homeassistant.tar" {
             inner = Some(InnerMember {
-                offset: entry.raw_file_position(),
-                size: entry.size(),
+                offset: member.data_offset,
+                size: member.size,
                 gzipped: name.ends_with(b".gz"),
                 securetar_version: None,
             });
@@ -71,7 +164,11 @@ pub fn read_outer(path: &Path) -> Result<OuterListing, ArchiveError> {
     let mut info =
         info.ok_or_else(|| ArchiveError::invalid(path, "no backup.json in the archive"))?;
     if let Some(inner) = inner {
-        if inner.offset + inner.size > size {
+        if inner
+            .offset
+            .checked_add(inner.size)
+            .is_none_or(|end| end > size)
+        {
             return Err(ArchiveError::invalid(
                 path,
                 "truncated: the Home Assistant archive runs past the end of the file",
@@ -81,6 +178,15 @@ pub fn read_outer(path: &Path) -> Result<OuterListing, ArchiveError> {
     info.size = size;
     info.path = Some(path.to_path_buf());
     Ok(OuterListing { info, inner })
+}
+
+fn outer_read_error(path: &Path, e: io::Error) -> ArchiveError {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => {
+            ArchiveError::invalid(path, "truncated: the file ends inside a member")
+        }
+        _ => stream_error(path, e),
+    }
 }
 
 pub fn read_backup(path: &Path) -> Result<BackupInfo, ArchiveError> {
@@ -97,7 +203,7 @@ pub fn open_inner(
     let mut inner = listing
         .inner
         .ok_or_else(|| ArchiveError::invalid(path, "no homeassistant.tar.gz in the backup"))?;
-    let mut file = File::open(path).at(path)?;
+    let (mut file, _) = open_backup(path)?;
     file.seek(SeekFrom::Start(inner.offset)).at(path)?;
     let raw = BufReader::with_capacity(1024 * 1024, file).take(inner.size);
     if !listing.info.protected {
@@ -119,19 +225,6 @@ pub fn open_inner(
     })?;
     inner.securetar_version = Some(decryptor.header().version());
     Ok((listing.info, inner, Box::new(decryptor)))
-}
-
-/// The SecureTar version of a protected backup's inner archive, read from its header.
-pub fn securetar_version(path: &Path) -> Result<Option<u8>, ArchiveError> {
-    let listing = read_outer(path)?;
-    let Some(inner) = listing.inner.filter(|_| listing.info.protected) else {
-        return Ok(None);
-    };
-    let mut file = File::open(path).at(path)?;
-    file.seek(SeekFrom::Start(inner.offset)).at(path)?;
-    let header = Header::read(&mut file.take(inner.size))
-        .map_err(|e| ArchiveError::invalid(path, e.to_string()))?;
-    Ok(Some(header.version()))
 }
 
 /// Whether `password` opens the backup: cheap, only the key check (an unprotected backup opens

@@ -283,13 +283,24 @@ pub fn validate_password(py: Python<'_>, path: PathBuf, password: String) -> PyR
     result.map_err(|e| to_py(py, e))
 }
 
-fn report_dict(report: VerifyReport) -> HashMap<&'static str, Option<u64>> {
-    HashMap::from([
-        ("members", Some(report.members)),
-        ("bytes", Some(report.bytes)),
-        ("protected", Some(u64::from(report.protected))),
-        ("securetar_version", report.securetar_version.map(u64::from)),
-    ])
+/// `verify_archive`'s result, a dict on the Python side (`habackup.VerifyReport`).
+#[derive(IntoPyObject)]
+pub struct VerifyDict {
+    members: u64,
+    bytes: u64,
+    protected: bool,
+    securetar_version: Option<u8>,
+    warnings: Vec<String>,
+}
+
+fn report_dict(report: VerifyReport) -> VerifyDict {
+    VerifyDict {
+        members: report.members,
+        bytes: report.bytes,
+        protected: report.protected,
+        securetar_version: report.securetar_version,
+        warnings: report.warnings,
+    }
 }
 
 #[pyfunction]
@@ -298,7 +309,7 @@ pub fn verify_archive(
     py: Python<'_>,
     path: PathBuf,
     password: Option<String>,
-) -> PyResult<HashMap<&'static str, Option<u64>>> {
+) -> PyResult<VerifyDict> {
     let cancel = CancelFlag::new();
     let work_cancel = cancel.clone();
     let result = run_interruptible(py, &cancel, move || {

@@ -22,6 +22,11 @@ def error(message: str) -> None:
     print(f"habackup: error: {message}", file=sys.stderr)
 
 
+def warning(message: str) -> None:
+    """One line on stderr for something that does not fail the command (exit status unchanged)."""
+    print(f"habackup: warning: {message}", file=sys.stderr)
+
+
 def print_backup(backup: Backup) -> None:
     print(f"{backup.slug}  {backup.name}")
     print(f"  date:      {backup.date}")
