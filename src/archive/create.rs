@@ -1,9 +1,8 @@
 //! Writes a Home Assistant backup: outer tar { backup.json, homeassistant.tar.gz { data/... } }.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -16,6 +15,7 @@ use super::gzip::{write_error, write_gzip, ChunkWriter, GzipOptions};
 use super::metadata::{make_slug, render_backup_json, BackupInfo, NewBackupJson};
 use crate::securetar::Encryptor;
 
+use super::beneath::{self, Tree};
 use super::escape;
 use super::tar_header::{self, EntryType, HeaderFields, BLOCK};
 use super::walk::{walk, EntryKind, WalkEntry};
@@ -108,6 +108,7 @@ fn create_in_this_thread(
         None => Excludes::defaults(options.include_database),
     };
     let listing = walk(config_dir, &excludes)?;
+    let tree = Tree::open(config_dir).at(config_dir)?;
 
     let now = chrono::Utc::now();
     let date = now.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string();
@@ -143,7 +144,7 @@ fn create_in_this_thread(
         };
         let mut reporter = Reporter::new(progress, listing.file_bytes);
         let mut produce = |chunks: &mut ChunkWriter| {
-            write_inner_tar(chunks, &listing.entries, cancel, &mut reporter)
+            write_inner_tar(chunks, &tree, &listing.entries, cancel, &mut reporter)
         };
         let inner = match &options.password {
             None => {
@@ -351,6 +352,7 @@ fn member_header(name: &[u8], size: u64, mtime: i64) -> HeaderFields<'_> {
 
 fn write_inner_tar(
     out: &mut ChunkWriter,
+    tree: &Tree,
     entries: &[WalkEntry],
     cancel: &CancelFlag,
     reporter: &mut Reporter<'_>,
@@ -360,9 +362,9 @@ fn write_inner_tar(
     for entry in entries {
         cancel.check()?;
         written += match entry.kind {
-            EntryKind::Directory => write_directory(out, entry)?,
-            EntryKind::Symlink => write_symlink(out, entry)?,
-            EntryKind::File => write_file(out, entry, &mut buffer, reporter)?,
+            EntryKind::Directory => write_directory(out, tree, entry)?,
+            EntryKind::Symlink => write_symlink(out, tree, entry)?,
+            EntryKind::File => write_file(out, tree, entry, &mut buffer, reporter)?,
         };
     }
     let trailer = vec![0u8; tar_header::trailer_len(written) as usize];
@@ -387,11 +389,29 @@ fn gone(e: &io::Error) -> bool {
     )
 }
 
-fn write_directory(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, ArchiveError> {
-    let meta = match fs::symlink_metadata(&entry.full) {
-        Ok(m) if m.is_dir() => m,
+/// Whether an entry, or a directory above it, became a symlink since the walk (openat2 refuses
+/// to follow it).
+fn through_link(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ELOOP)
+}
+
+/// Opens the entry itself, never a symlink on the way, and returns its metadata.
+fn entry_meta(tree: &Tree, entry: &WalkEntry) -> io::Result<(fs::File, fs::Metadata)> {
+    let file = tree.open_entry(&entry.relative, libc::O_PATH | libc::O_NOFOLLOW)?;
+    let meta = file.metadata()?;
+    Ok((file, meta))
+}
+
+fn write_directory(
+    out: &mut ChunkWriter,
+    tree: &Tree,
+    entry: &WalkEntry,
+) -> Result<u64, ArchiveError> {
+    let meta = match entry_meta(tree, entry) {
+        Ok((_, m)) if m.is_dir() => m,
         Ok(_) => return Ok(changed(entry, "a directory")),
         Err(e) if gone(&e) => return Ok(vanished(entry)),
+        Err(e) if through_link(&e) => return Ok(changed(entry, "a directory")),
         Err(e) => return Err(ArchiveError::io(&entry.full, e)),
     };
     // Python's tarfile and GNU tar name directories with a trailing slash.
@@ -414,22 +434,19 @@ fn write_directory(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, Arch
 
 /// Stores the link itself, whatever it points to (outside the config dir, nowhere, or to a
 /// target that is not UTF-8), as Home Assistant's writer does.
-fn write_symlink(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, ArchiveError> {
-    let meta = match fs::symlink_metadata(&entry.full) {
-        Ok(m) if m.file_type().is_symlink() => m,
+fn write_symlink(
+    out: &mut ChunkWriter,
+    tree: &Tree,
+    entry: &WalkEntry,
+) -> Result<u64, ArchiveError> {
+    let (link, meta) = match entry_meta(tree, entry) {
+        Ok((link, m)) if m.file_type().is_symlink() => (link, m),
         Ok(_) => return Ok(changed(entry, "a symlink")),
         Err(e) if gone(&e) => return Ok(vanished(entry)),
+        Err(e) if through_link(&e) => return Ok(changed(entry, "a symlink")),
         Err(e) => return Err(ArchiveError::io(&entry.full, e)),
     };
-    let target = match fs::read_link(&entry.full) {
-        Ok(target) => target,
-        Err(e) if gone(&e) => return Ok(vanished(entry)),
-        // EINVAL: replaced by something that is not a link since the line above.
-        Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
-            return Ok(changed(entry, "a symlink"))
-        }
-        Err(e) => return Err(ArchiveError::io(&entry.full, e)),
-    };
+    let target = beneath::read_link(&link).at(&entry.full)?;
     emit(
         out,
         &HeaderFields {
@@ -440,7 +457,7 @@ fn write_symlink(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, Archiv
             mtime: meta.mtime(),
             uid: u64::from(meta.uid()),
             gid: u64::from(meta.gid()),
-            link_name: target.as_os_str().as_bytes(),
+            link_name: &target,
         },
     )
 }
@@ -472,16 +489,17 @@ fn changed(entry: &WalkEntry, was: &str) -> u64 {
 /// shrinks is padded with zeros, so the header never lies.
 fn write_file(
     out: &mut ChunkWriter,
+    tree: &Tree,
     entry: &WalkEntry,
     buffer: &mut [u8],
     reporter: &mut Reporter<'_>,
 ) -> Result<u64, ArchiveError> {
-    // O_NOFOLLOW/O_NONBLOCK: a path swapped for a symlink or a FIFO since the walk is never
-    // followed or waited on.
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(&entry.full);
+    // O_NOFOLLOW/O_NONBLOCK (and no symlink on the way): a path swapped for a symlink or a FIFO
+    // since the walk is never followed or waited on.
+    let file = tree.open_entry(
+        &entry.relative,
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+    );
     let mut file = match file {
         Ok(f) => f,
         Err(e) if gone(&e) => return Ok(vanished(entry)),

@@ -1,6 +1,7 @@
 //! The archiver: Home Assistant's backup format, written and read in pure Rust.
 
 pub(crate) mod atomic;
+mod beneath;
 mod cancel;
 mod create;
 mod deflate;
@@ -9,6 +10,8 @@ mod escape;
 mod excludes;
 mod extract;
 mod gzip;
+#[cfg(test)]
+mod header_fuzz;
 pub(crate) mod metadata;
 mod policy;
 mod priority;
