@@ -39,7 +39,7 @@ impl TempFile {
             .write(true)
             .create_new(true)
             .open(&path)
-            .at(dest)?;
+            .map_err(|e| ArchiveError::write_failed(dest, e, None))?;
         Ok(TempFile {
             path,
             file,
@@ -86,7 +86,7 @@ pub struct TempDir {
 impl TempDir {
     pub fn create_beside(dest: &Path) -> Result<Self, ArchiveError> {
         let path = temp_name(dest, ".partial")?;
-        fs::create_dir(&path).at(dest)?;
+        fs::create_dir(&path).map_err(|e| ArchiveError::write_failed(dest, e, None))?;
         Ok(TempDir { path })
     }
 

@@ -41,7 +41,9 @@ impl ArchiveError {
     /// with what the write still needed when that is known.
     pub fn write_failed(path: impl AsRef<Path>, source: io::Error, needed: Option<u64>) -> Self {
         let source = if is_full(&source) {
-            let needed = needed.map_or(String::new(), |n| format!(": {} more needed", human(n)));
+            let needed = needed.map_or(String::new(), |n| {
+                format!(": at least {} more needed", human(n))
+            });
             io::Error::new(
                 io::ErrorKind::StorageFull,
                 format!("not enough space, the file system is full{needed}"),
@@ -141,7 +143,8 @@ mod tests {
         );
         assert_eq!(
             e.to_string(),
-            "/dest/f: not enough space, the file system is full: 3.0 MiB (3145728 bytes) more needed"
+            "/dest/f: not enough space, the file system is full: at least 3.0 MiB (3145728 bytes) \
+             more needed"
         );
         let e = ArchiveError::invalid("/b\x1b.tar", "bad");
         assert_eq!(e.to_string(), "/b\\x1b.tar: bad");
