@@ -4,7 +4,6 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
@@ -16,6 +15,7 @@ use super::metadata::{make_slug, render_backup_json, BackupInfo, NewBackupJson};
 use crate::securetar::Encryptor;
 
 use super::beneath::{self, Tree};
+use super::encrypt_thread::{on_own_thread, CountingWriter, ThreadedError};
 use super::escape;
 use super::tar_header::{self, EntryType, HeaderFields, BLOCK};
 use super::walk::{walk, EntryKind, WalkEntry};
@@ -243,63 +243,6 @@ where
     Ok(members_len + trailer)
 }
 
-enum ThreadedError {
-    Work(ArchiveError),
-    Sink(io::Error),
-}
-
-/// Runs `work` writing into `sink` on another thread, and returns what `sink.finish()` gives.
-/// The secretstream is sequential (each chunk's nonce follows from the previous MAC), so a
-/// thread of its own lets it overlap compression instead of stalling the writer.
-fn on_own_thread<W, F>(encryptor: Encryptor<W>, work: F) -> Result<(W, Vec<u8>), ThreadedError>
-where
-    W: Write + Send,
-    F: FnOnce(&mut ChannelWriter) -> Result<(), ArchiveError>,
-{
-    std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
-        let encrypting = scope.spawn(move || {
-            let mut encryptor = encryptor;
-            for buf in rx {
-                encryptor.write_all(&buf)?;
-            }
-            encryptor.finish()
-        });
-        let mut sink = ChannelWriter { tx: Some(tx) };
-        let worked = work(&mut sink);
-        sink.tx = None;
-        let finished = encrypting
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the encryption thread panicked")));
-        // A sink failure (full disk) explains a producer that stopped, so it wins.
-        let finished = finished.map_err(ThreadedError::Sink)?;
-        worked.map_err(ThreadedError::Work)?;
-        Ok(finished)
-    })
-}
-
-/// Hands written bytes to another thread.
-struct ChannelWriter {
-    tx: Option<mpsc::SyncSender<Vec<u8>>>,
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let sent = self.tx.as_ref().map(|tx| tx.send(buf.to_vec()));
-        match sent {
-            Some(Ok(())) => Ok(buf.len()),
-            _ => Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the encryption thread stopped",
-            )),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 /// What the inner member's writer produced.
 struct InnerWritten {
     len: u64,
@@ -310,30 +253,6 @@ fn encrypt_error(path: &Path, e: io::Error) -> ArchiveError {
     match e.kind() {
         io::ErrorKind::InvalidInput => ArchiveError::InvalidArgument(e.to_string()),
         _ => ArchiveError::write_failed(path, e, None),
-    }
-}
-
-/// Counts the bytes that pass through, to size the inner member.
-struct CountingWriter<W> {
-    inner: W,
-    count: u64,
-}
-
-impl<W> CountingWriter<W> {
-    fn new(inner: W) -> Self {
-        CountingWriter { inner, count: 0 }
-    }
-}
-
-impl<W: Write> Write for CountingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
     }
 }
 

@@ -5,6 +5,7 @@ mod beneath;
 mod cancel;
 mod create;
 mod deflate;
+mod encrypt_thread;
 mod error;
 mod escape;
 mod excludes;
