@@ -293,6 +293,8 @@ CASES: dict[str, tuple[HostileCase, int]] = {
         tarfile.PAX_FORMAT,
     ),
     "fifo": (lambda o: [member("data/fifo", tarfile.FIFOTYPE)], tarfile.PAX_FORMAT),
+    "unknown-type": (lambda o: [member("data/odd", b"\x9e")], tarfile.PAX_FORMAT),
+    "gnu-sparse": (lambda o: [member("data/sparse", tarfile.GNUTYPE_SPARSE)], tarfile.GNU_FORMAT),
     "data-is-a-file": (lambda o: [member("data", data=b"x")], tarfile.PAX_FORMAT),
     "data-is-a-symlink": (
         lambda o: [member("data", tarfile.SYMTYPE, linkname=str(o))],
@@ -320,6 +322,8 @@ def test_hostile_member_is_refused(arena: Arena, case: str) -> None:
     build, fmt = CASES[case]
     write_hostile(arena, build(arena.outside), fmt)
     error = assert_refused(arena)
+    if case == "unknown-type":
+        assert 'member "data/odd" has an unsupported type (type byte 0x9e)' in str(error)
     if case in THROUGH:
         assert f'"{THROUGH[case]}"' in str(error), str(error)
 

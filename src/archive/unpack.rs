@@ -76,6 +76,14 @@ pub fn unpack<S: Sink>(
         });
         // Owns the channel's end: whatever happens, the decoder thread stops when this returns.
         apply(path, reader, Policy::new(path, sink), cancel, check_trailer)
+    })
+    // A cancelled decoder ends its stream early: that is the cancellation, not a cut backup.
+    .map_err(|e| {
+        if cancel.is_cancelled() {
+            ArchiveError::Cancelled
+        } else {
+            e
+        }
     })?;
     Ok(Unpacked {
         info,
