@@ -293,6 +293,14 @@ CASES: dict[str, tuple[HostileCase, int]] = {
         tarfile.PAX_FORMAT,
     ),
     "fifo": (lambda o: [member("data/fifo", tarfile.FIFOTYPE)], tarfile.PAX_FORMAT),
+    "name-longer-than-a-file-system-takes": (
+        lambda o: [member("data/" + "x" * 256, data=b"x")],
+        tarfile.PAX_FORMAT,
+    ),
+    "path-longer-than-linux-takes": (
+        lambda o: [member("data/" + "/".join(["d" * 200] * 21) + "/f", data=b"x")],
+        tarfile.PAX_FORMAT,
+    ),
     "unknown-type": (lambda o: [member("data/odd", b"\x9e")], tarfile.PAX_FORMAT),
     "gnu-sparse": (lambda o: [member("data/sparse", tarfile.GNUTYPE_SPARSE)], tarfile.GNU_FORMAT),
     "data-is-a-file": (lambda o: [member("data", data=b"x")], tarfile.PAX_FORMAT),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import tarfile
 from pathlib import Path
 
@@ -279,3 +280,15 @@ def test_hard_links_are_stored_as_files_and_setuid_is_dropped(tmp_path: Path) ->
     assert (dest / "b.bin").read_bytes() == b"shared" * 100
     assert (dest / "tool").stat().st_mode & 0o7777 == 0o755
     assert (dest / "shared_dir").stat().st_mode & 0o7777 == 0o777
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_bytes_give_a_printable_message(tmp_path: Path, seed: int) -> None:
+    """Header bytes of a random file never reach the message (they used to, ESC included)."""
+    junk = tmp_path / "r1.bin"
+    junk.write_bytes(random.Random(seed).randbytes(5000))
+    with pytest.raises(habackup.InvalidBackupError) as info:
+        habackup.read_backup(junk)
+    message = str(info.value)
+    assert message.isprintable(), message
+    assert message.startswith(f"{junk}: not a Home Assistant backup, not even a tar archive: ")

@@ -17,6 +17,12 @@ use super::escape::quoted;
 use super::tar_reader::{Kind, Member};
 use super::ArchiveError;
 
+/// Longest name of one directory entry on Linux file systems.
+const NAME_MAX: usize = 255;
+/// Longest member path and symlink target accepted: what Linux takes (PATH_MAX less the NUL). No
+/// file system can hold a longer one, so verify refuses it as extract would have to.
+const MAX_PATH: usize = 4095;
+
 /// `/`-separated path inside the config dir, raw bytes; empty for the config dir itself.
 pub type Rel = [u8];
 
@@ -173,8 +179,19 @@ impl<'a, S: Sink> Policy<'a, S> {
                 p if p.contains(&0) => {
                     return Err(self.refuse(format!("member {shown} contains a NUL byte; refused")))
                 }
+                p if p.len() > NAME_MAX => {
+                    return Err(self.refuse(format!(
+                        "member {shown} has a name longer than {NAME_MAX} bytes, which no \
+                         file system takes; refused"
+                    )))
+                }
                 p => parts.push(p),
             }
+        }
+        if name.len() > MAX_PATH {
+            return Err(self.refuse(format!(
+                "member {shown} has a path longer than {MAX_PATH} bytes; refused"
+            )));
         }
         match parts.split_first() {
             Some((&b"data", rest)) => Ok(Some(rest.join(&b'/'))),
@@ -309,6 +326,11 @@ impl<'a, S: Sink> Policy<'a, S> {
         let name = quoted(&member.name);
         if member.link.is_empty() {
             return Err(self.refuse(format!("symlink {name} has an empty target; refused")));
+        }
+        if member.link.len() > MAX_PATH {
+            return Err(self.refuse(format!(
+                "symlink {name} has a target longer than {MAX_PATH} bytes; refused"
+            )));
         }
         if member.link.contains(&0) {
             return Err(self.refuse(format!(

@@ -119,9 +119,7 @@ pub fn read_outer(path: &Path) -> Result<OuterListing, ArchiveError> {
             Err(TarError::Invalid(reason)) if members == 0 => {
                 return Err(ArchiveError::invalid(
                     path,
-                    format!(
-                        "not a Home Assistant backup: the file is not a tar archive ({reason})"
-                    ),
+                    format!("not a Home Assistant backup, not even a tar archive: {reason}"),
                 ))
             }
             Err(TarError::Invalid(reason)) => {

@@ -281,7 +281,7 @@ struct Header {
 
 fn parse_header(block: &[u8; BLOCK]) -> Result<Header, TarError> {
     let stored = number(&block[148..156])
-        .map_err(|_| invalid("a tar header is corrupt (bad checksum field)"))?;
+        .map_err(|_| invalid("a tar header has an unreadable checksum field"))?;
     // tarfile accepts both the unsigned sum and the signed one some old writers computed.
     let unsigned: i128 = block
         .iter()
@@ -306,7 +306,7 @@ fn parse_header(block: &[u8; BLOCK]) -> Result<Header, TarError> {
         })
         .sum();
     if stored != unsigned && stored != signed {
-        return Err(invalid("a tar header is corrupt (checksum mismatch)"));
+        return Err(invalid("a tar header does not match its checksum"));
     }
     let field = |what: &str, range: std::ops::Range<usize>| {
         number(&block[range])
