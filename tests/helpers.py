@@ -18,8 +18,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePath
 from typing import Any
 
-from securetar import SecureTarArchive, atomic_contents_add
-
 MTIME = 1_700_000_000
 INSTANCE_ID = "0123456789abcdef0123456789abcdef"
 LONG_NAME = "l" * 110 + ".yaml"  # one path segment longer than ustar's 100-byte name field
@@ -288,6 +286,10 @@ def ha_file_filter(excluded: set[str], path: PurePath) -> bool:
 
 def write_like_home_assistant(config_dir: Path, path: Path, meta: dict[str, Any]) -> None:
     """CoreBackupReaderWriter._async_create_backup, with securetar's current API."""
+    # Imported here: the Home Assistant suite's venv has an older securetar, and imports this
+    # module through conftest.py without needing this function.
+    from securetar import SecureTarArchive, atomic_contents_add
+
     excluded = set(EXCLUDED_BY_DEFAULT)
     if meta["homeassistant"]["exclude_database"]:
         excluded |= {"home-assistant_v2.db", "home-assistant_v2.db-wal"}
