@@ -115,6 +115,10 @@ def assert_refused(
     assert error.path == str(arena.backup)
     if match is not None:
         assert match in str(error), str(error)
+    # verify promises that a backup restores: it refuses exactly what extract refuses.
+    with pytest.raises(type(error)) as verified:
+        habackup.verify_archive(arena.backup)
+    assert str(verified.value) == str(error)
     return error
 
 
@@ -154,40 +158,76 @@ CASES: dict[str, tuple[HostileCase, int]] = {
         lambda o: [member("data/" + "a" * 120 + "/../../../outside/pwned", data=b"x")],
         tarfile.GNU_FORMAT,
     ),
-    "symlink-absolute": (
-        lambda o: [member("data/link", tarfile.SYMTYPE, linkname=str(o))],
-        tarfile.PAX_FORMAT,
-    ),
-    "symlink-absolute-etc": (
-        lambda o: [member("data/sub/passwd", tarfile.SYMTYPE, linkname="/etc/passwd")],
-        tarfile.PAX_FORMAT,
-    ),
-    "symlink-dotdot": (
-        lambda o: [member("data/link", tarfile.SYMTYPE, linkname="../outside")],
-        tarfile.PAX_FORMAT,
-    ),
-    "symlink-dotdot-nested": (
-        lambda o: [member("data/sub/link", tarfile.SYMTYPE, linkname="../../outside/target")],
-        tarfile.PAX_FORMAT,
-    ),
-    "symlink-dotdot-after-descent": (
-        lambda o: [member("data/link", tarfile.SYMTYPE, linkname="sub/../../outside")],
-        tarfile.PAX_FORMAT,
-    ),
-    "symlink-through-earlier-symlink": (
-        # up -> "..": the tree's root (legal); esc -> "up/../outside" leaves through it.
+    # Links may point anywhere (see LINKS below), but nothing is ever written through one: a
+    # member whose path runs through a symlink of the archive, met before or after it, is refused.
+    "file-through-absolute-link": (
         lambda o: [
-            member("data/sub/up", tarfile.SYMTYPE, linkname=".."),
-            member("data/esc", tarfile.SYMTYPE, linkname="sub/up/../../outside"),
+            member("data/l", tarfile.SYMTYPE, linkname=str(o)),
+            member("data/l/pwned", data=b"x"),
         ],
         tarfile.PAX_FORMAT,
     ),
-    "symlink-through-later-symlink": (
-        # The same two links in the other order: esc is checked before up exists.
+    "file-through-link-met-later": (
         lambda o: [
-            member("data/esc", tarfile.SYMTYPE, linkname="sub/up/../../outside"),
-            member("data/sub/up", tarfile.SYMTYPE, linkname=".."),
+            member("data/l/pwned", data=b"x"),
+            member("data/l", tarfile.SYMTYPE, linkname=str(o)),
         ],
+        tarfile.PAX_FORMAT,
+    ),
+    "file-through-dotdot-link": (
+        lambda o: [
+            member("data/l", tarfile.SYMTYPE, linkname="../outside"),
+            member("data/l/dir/victim", data=b"overwritten"),
+        ],
+        tarfile.PAX_FORMAT,
+    ),
+    "dir-through-link": (
+        lambda o: [
+            member("data/l", tarfile.SYMTYPE, linkname=str(o)),
+            member("data/l/newdir", tarfile.DIRTYPE),
+        ],
+        tarfile.PAX_FORMAT,
+    ),
+    "hardlink-through-link": (
+        lambda o: [
+            member("data/l", tarfile.SYMTYPE, linkname=str(o)),
+            member("data/l/h", tarfile.LNKTYPE, linkname="data/ok.yaml"),
+        ],
+        tarfile.PAX_FORMAT,
+    ),
+    "hardlink-source-through-link": (
+        lambda o: [
+            member("data/alias", tarfile.SYMTYPE, linkname=str(o / "dir")),
+            member("data/h", tarfile.LNKTYPE, linkname="data/alias/victim"),
+        ],
+        tarfile.PAX_FORMAT,
+    ),
+    "file-through-link-chain": (
+        lambda o: [
+            member("data/a", tarfile.SYMTYPE, linkname="b"),
+            member("data/b", tarfile.SYMTYPE, linkname=str(o)),
+            member("data/a/pwned", data=b"x"),
+        ],
+        tarfile.PAX_FORMAT,
+    ),
+    "file-through-link-chain-met-later": (
+        lambda o: [
+            member("data/a/pwned", data=b"x"),
+            member("data/a", tarfile.SYMTYPE, linkname="b"),
+            member("data/b", tarfile.SYMTYPE, linkname=str(o)),
+        ],
+        tarfile.PAX_FORMAT,
+    ),
+    "link-replaces-a-populated-dir": (
+        lambda o: [
+            member("data/d", tarfile.DIRTYPE),
+            member("data/d/f", data=b"x"),
+            member("data/d", tarfile.SYMTYPE, linkname=str(o)),
+        ],
+        tarfile.PAX_FORMAT,
+    ),
+    "link-with-empty-target": (
+        lambda o: [member("data/l", tarfile.SYMTYPE, linkname="")],
         tarfile.PAX_FORMAT,
     ),
     "symlink-planted-through-escaping-symlink": (
@@ -255,6 +295,16 @@ CASES: dict[str, tuple[HostileCase, int]] = {
         tarfile.PAX_FORMAT,
     ),
     "fifo": (lambda o: [member("data/fifo", tarfile.FIFOTYPE)], tarfile.PAX_FORMAT),
+    "name-longer-than-a-file-system-takes": (
+        lambda o: [member("data/" + "x" * 256, data=b"x")],
+        tarfile.PAX_FORMAT,
+    ),
+    "path-longer-than-linux-takes": (
+        lambda o: [member("data/" + "/".join(["d" * 200] * 21) + "/f", data=b"x")],
+        tarfile.PAX_FORMAT,
+    ),
+    "unknown-type": (lambda o: [member("data/odd", b"\x9e")], tarfile.PAX_FORMAT),
+    "gnu-sparse": (lambda o: [member("data/sparse", tarfile.GNUTYPE_SPARSE)], tarfile.GNU_FORMAT),
     "data-is-a-file": (lambda o: [member("data", data=b"x")], tarfile.PAX_FORMAT),
     "data-is-a-symlink": (
         lambda o: [member("data", tarfile.SYMTYPE, linkname=str(o))],
@@ -263,14 +313,80 @@ CASES: dict[str, tuple[HostileCase, int]] = {
 }
 
 
+# Through-link cases: the refusal names the member that would be written through the link.
+THROUGH = {
+    "file-through-absolute-link": "data/l/pwned",
+    "file-through-link-met-later": "data/l/pwned",
+    "file-through-dotdot-link": "data/l/dir/victim",
+    "dir-through-link": "data/l/newdir/",
+    "hardlink-through-link": "data/l/h",
+    "file-through-link-chain": "data/a/pwned",
+    "file-through-link-chain-met-later": "data/a/pwned",
+    "symlink-planted-through-escaping-symlink": "data/esc/planted/link",
+    "symlink-replaces-a-file-through-escaping-symlink": "data/esc/dir/victim",
+}
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_hostile_member_is_refused(arena: Arena, case: str) -> None:
     build, fmt = CASES[case]
     write_hostile(arena, build(arena.outside), fmt)
-    assert_refused(arena)
+    error = assert_refused(arena)
+    if case == "unknown-type":
+        assert 'member "data/odd" has an unsupported type (type byte 0x9e)' in str(error)
+    if case in THROUGH:
+        assert f'"{THROUGH[case]}"' in str(error), str(error)
 
 
-@pytest.mark.parametrize("case", ["absolute-file", "dotdot-file", "symlink-absolute"])
+# Symlinks are restored as links wherever they point, as Home Assistant restores them: creating
+# a link writes nothing outside. Each case: the links, and which of them leave the config dir.
+LINKS: dict[str, tuple[Callable[[Path], list[tuple[str, str]]], set[str]]] = {
+    "absolute": (lambda o: [("data/link", str(o))], {"data/link"}),
+    "absolute-etc": (lambda o: [("data/sub/passwd", "/etc/passwd")], {"data/sub/passwd"}),
+    "dotdot": (lambda o: [("data/link", "../outside")], {"data/link"}),
+    "dotdot-nested": (lambda o: [("data/sub/link", "../../outside/target")], {"data/sub/link"}),
+    "dotdot-after-descent": (lambda o: [("data/link", "sub/../../outside")], {"data/link"}),
+    "dangling": (lambda o: [("data/gone", "/nonexistent/file")], {"data/gone"}),
+    "dangling-inside": (lambda o: [("data/gone", "sub/missing")], set()),
+    "through-earlier-symlink": (
+        # up -> "..": the tree's root; esc -> "up/../outside" leaves through it.
+        lambda o: [("data/sub/up", ".."), ("data/esc", "sub/up/../../outside")],
+        {"data/esc"},
+    ),
+    "through-later-symlink": (
+        lambda o: [("data/esc", "sub/up/../../outside"), ("data/sub/up", "..")],
+        {"data/esc"},
+    ),
+    "chain": (lambda o: [("data/a", "b"), ("data/b", str(o))], {"data/a", "data/b"}),
+    "loop": (lambda o: [("data/a", "b"), ("data/b", "a")], set()),
+    "replaces-a-file": (
+        lambda o: [("data/ok.yaml", str(o / "target"))],
+        {"data/ok.yaml"},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(LINKS))
+def test_links_anywhere_are_recreated_as_links(arena: Arena, case: str) -> None:
+    build, leaving = LINKS[case]
+    links = build(arena.outside)
+    write_hostile(arena, [member(name, tarfile.SYMTYPE, linkname=to) for name, to in links])
+    before = arena.state()
+    report = habackup.verify_archive(arena.backup)
+    counts = habackup.extract_archive(arena.backup, arena.dest)
+    assert arena.state()["outside"] == before["outside"], "written outside the destination"
+    assert counts["symlinks"] == len(links)
+    for name, to in links:
+        path = arena.dest / name[len("data/") :]
+        assert path.is_symlink(), name
+        assert os.readlink(path) == to, name
+    assert (arena.dest / "sub" / "inner.yaml").read_bytes() == b"inner: true\n"
+    warned = {w.split('"')[1] for w in report["warnings"]}
+    assert warned == leaving, report["warnings"]
+    assert all("outside the config dir" in w for w in report["warnings"])
+
+
+@pytest.mark.parametrize("case", ["absolute-file", "dotdot-file", "data-is-a-symlink"])
 def test_hostile_member_into_existing_empty_dest(arena: Arena, case: str) -> None:
     build, fmt = CASES[case]
     write_hostile(arena, build(arena.outside), fmt)
@@ -289,7 +405,9 @@ def test_file_under_an_archive_symlink_is_refused(arena: Arena, order: str) -> N
     link = member("data/alias", tarfile.SYMTYPE, linkname="sub")
     file = member("data/alias/planted.yaml", data=b"planted")
     write_hostile(arena, [link, file] if order == "link-first" else [file, link])
-    assert_refused(arena)
+    error = assert_refused(arena)
+    assert '"data/alias/planted.yaml"' in str(error)
+    assert '"data/alias"' in str(error)
 
 
 def test_non_empty_destination_is_refused_untouched(arena: Arena) -> None:
@@ -534,6 +652,44 @@ def mutate(data: bytes, rnd: random.Random, hot_end: int) -> tuple[bytes, str]:
     return bytes(out), f"{kind}@{at}"
 
 
+Outcome = tuple[str, str]
+
+
+def outcome_of(call: Callable[[], object]) -> Outcome:
+    """("ok", "") or (exception type, message); anything but a BackupError fails the test."""
+    try:
+        call()
+    except habackup.BackupError as err:
+        return type(err).__name__, str(err)
+    return "ok", ""
+
+
+def check_mutant(arena: Arena, target: Path, dest: Path, label: str) -> Outcome:
+    """Extracts and verifies one mutant: both must agree, and nothing may escape or stay."""
+    before = arena.state()
+    try:
+        habackup.read_backup(target)
+    except habackup.BackupError:
+        pass
+    except BaseException as err:  # pragma: no cover - a failure report
+        pytest.fail(f"{label}: read_backup raised {type(err).__name__}: {err}")
+    try:
+        verified = outcome_of(lambda: habackup.verify_archive(target))
+        extracted = outcome_of(lambda: habackup.extract_archive(target, dest))
+    except BaseException as err:  # pragma: no cover - a failure report
+        pytest.fail(f"{label}: raised {type(err).__name__}: {err}")
+    assert verified == extracted, f"{label}: verify and extract disagree"
+    if extracted[0] == "ok":
+        assert dest.is_dir()
+        shutil.rmtree(dest)
+    else:
+        assert extracted[0] == "InvalidBackupError", f"{label}: {extracted}"
+        assert not os.path.lexists(dest), f"{label} left its destination"
+    assert arena.state() == before, f"{label} wrote outside its destination"
+    assert sorted(os.listdir(target.parent)) == [target.name], f"{label} left files"
+    return extracted
+
+
 def test_fuzzed_backups_never_escape_or_crash(arena: Arena, valid_backup: Path) -> None:
     original = valid_backup.read_bytes()
     offset, size = inner_span(valid_backup)
@@ -542,31 +698,114 @@ def test_fuzzed_backups_never_escape_or_crash(arena: Arena, valid_backup: Path) 
     fuzz = arena.work / "fuzz"
     fuzz.mkdir()
     target = fuzz / "m.tar"
-    outcomes = {"extracted": 0, "refused": 0}
+    outcomes = {"ok": 0, "refused": 0}
     for i in range(200):
         mutated, how = mutate(original, rnd, hot_end)
         target.write_bytes(mutated)
-        dest = fuzz / f"dest{i}"
-        before = arena.state()
-        try:
-            habackup.read_backup(target)
-        except habackup.BackupError:
-            pass
-        except BaseException as err:  # pragma: no cover - a failure report
-            pytest.fail(f"mutation {i} ({how}): read_backup raised {type(err).__name__}: {err}")
-        try:
-            habackup.extract_archive(target, dest)
-        except habackup.BackupError:
-            outcomes["refused"] += 1
-            assert not os.path.lexists(dest), f"mutation {i} ({how}) left its destination"
-        except BaseException as err:  # pragma: no cover - a failure report
-            pytest.fail(f"mutation {i} ({how}): extract raised {type(err).__name__}: {err}")
-        else:
-            outcomes["extracted"] += 1
-            assert dest.is_dir()
-            assert links_leaving(dest) == [], f"mutation {i} ({how})"
-            shutil.rmtree(dest)
-        assert arena.state() == before, f"mutation {i} ({how}) wrote outside its destination"
-        assert sorted(os.listdir(fuzz)) == ["m.tar"], f"mutation {i} ({how}) left files"
+        kind, _ = check_mutant(arena, target, fuzz / f"dest{i}", f"mutation {i} ({how})")
+        outcomes["ok" if kind == "ok" else "refused"] += 1
     # The mutations must actually exercise the refusal paths.
     assert outcomes["refused"] > 100, outcomes
+
+
+# Members of every kind, for mutating inside valid gzip (where only the tar rules can object).
+def rich_members(outside: Path) -> list[Member]:
+    return [
+        *base_members(),
+        member("data/" + "n" * 120 + ".yaml", data=b"long name"),
+        member("data/\u00e9t\u00e9.yaml", data=b"accents"),
+        member("data/link", tarfile.SYMTYPE, linkname="ok.yaml"),
+        member("data/outside", tarfile.SYMTYPE, linkname=str(outside)),
+        member("data/up", tarfile.SYMTYPE, linkname="sub/.."),
+        member("data/hard", tarfile.LNKTYPE, linkname="data/ok.yaml"),
+        member("data/sub/deeper/", tarfile.DIRTYPE),
+        member("data/sub/deeper/last.bin", data=bytes(range(256)) * 3),
+    ]
+
+
+NAMES = [
+    b"data/link/x",
+    b"data/outside/pwned",
+    b"data/up/ok.yaml",
+    b"data/ok.yaml/x",
+    b"data/sub",
+    b"data",
+    b"/abs",
+    b"data/../x",
+    b"data/hard",
+    b"data/ok.yaml",
+    b"data/new\xff",
+    b"other/x",
+    b"",
+]
+LINK_NAMES = [b"ok.yaml", b"data/ok.yaml", b"data/link", b"sub", b"/etc", b"..", b"", b"data/sub"]
+TYPES = b"0123456\x007xgLKSVM9\x9e"
+
+
+def fix_checksum(block: bytearray) -> None:
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+
+
+def mutate_header(tar: bytes, headers: list[int], rnd: random.Random) -> tuple[bytes, str]:
+    """One change to one header's fields, usually with a correct checksum (so the change reaches
+    the member rules instead of failing the checksum)."""
+    out = bytearray(tar)
+    at = rnd.choice(headers)
+    block = out[at : at + 512]
+    field = rnd.choice(["type", "name", "link", "mode", "mtime", "size", "raw", "name+type"])
+    if field in ("type", "name+type"):
+        block[156] = rnd.choice(TYPES)
+    if field in ("name", "name+type"):
+        name = rnd.choice(NAMES)
+        block[0:100] = name[:100].ljust(100, b"\0")
+    elif field == "link":
+        block[157:257] = rnd.choice(LINK_NAMES).ljust(100, b"\0")
+    elif field in ("mode", "mtime", "size"):
+        lo, hi = {"mode": (100, 108), "mtime": (136, 148), "size": (124, 136)}[field]
+        block[lo:hi] = rnd.choice(
+            [
+                b"\xff" * (hi - lo),
+                b"\x80" + b"\xff" * (hi - lo - 1),
+                b"\x80" + bytes(hi - lo - 1),
+                b"7" * (hi - lo),
+                b" " * (hi - lo),
+                rnd.randbytes(hi - lo),
+            ]
+        )
+    elif field == "raw":
+        block[rnd.randrange(512)] = rnd.randrange(256)
+    if rnd.random() < 0.9:
+        fix_checksum(block)
+    out[at : at + 512] = block
+    return bytes(out), f"{field}@{at}"
+
+
+def test_verify_and_extract_agree_on_mutated_members(arena: Arena) -> None:
+    """Mutants of the inner tar inside valid gzip: every header field, member type, name and
+    link target the rules look at. verify accepts exactly what extract accepts, with the same
+    message for what it refuses."""
+    tar = make_tar(rich_members(arena.outside))
+    with tarfile.open(fileobj=io.BytesIO(tar)) as parsed:
+        # Extension headers (PAX, long names) come first; the member's own header is the last.
+        infos = parsed.getmembers()
+        headers = sorted({m.offset for m in infos} | {m.offset_data - 512 for m in infos})
+    rnd = random.Random(11)
+    fuzz = arena.work / "fuzz"
+    fuzz.mkdir()
+    target = fuzz / "m.tar"
+    kinds: dict[str, int] = {}
+    for i in range(300):
+        mutated, how = mutate_header(tar, headers, rnd)
+        if rnd.random() < 0.3:
+            mutated, more = mutate_header(mutated, headers, rnd)
+            how += " " + more
+        write_backup(target, gz(mutated))
+        kind, message = check_mutant(arena, target, fuzz / f"dest{i}", f"mutant {i} ({how})")
+        reason = "ok" if kind == "ok" else message.split(": ", 1)[1].split(" ", 1)[0]
+        kinds[reason] = kinds.get(reason, 0) + 1
+        assert "Nonexhaustive" not in message, message
+        assert "panicked" not in message, message
+    # Both sides of the rules were reached.
+    assert kinds.get("ok", 0) > 40, kinds
+    assert sum(kinds.values()) - kinds.get("ok", 0) > 100, kinds

@@ -11,10 +11,9 @@ import os
 import shutil
 import subprocess
 import tarfile
-import time
 import zlib
 from collections.abc import Callable
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,8 +34,9 @@ from helpers import (
     outer_member_bytes,
     snapshot,
     write_backup,
+    write_like_home_assistant,
 )
-from securetar import SecureTarArchive, SecureTarFile, atomic_contents_add
+from securetar import SecureTarArchive, SecureTarFile
 
 import habackup
 
@@ -326,32 +326,6 @@ def test_securetar_reads_our_backup(
 
 
 # ---- foreign archives, read and extracted by habackup -----------------------------------------
-
-
-def ha_file_filter(excluded: set[str], path: PurePath) -> bool:
-    """Home Assistant's file filter over a fixed list (full_match needs Python 3.13)."""
-    parts = path.parts
-    return parts[0] == "data" and "/".join(parts[1:]) in excluded
-
-
-def write_like_home_assistant(config_dir: Path, path: Path, meta: dict[str, Any]) -> None:
-    """CoreBackupReaderWriter._async_create_backup, with securetar's current API."""
-    excluded = set(EXCLUDED_BY_DEFAULT)
-    if meta["homeassistant"]["exclude_database"]:
-        excluded |= {"home-assistant_v2.db", "home-assistant_v2.db-wal"}
-    with SecureTarArchive(path, "w", bufsize=4 * 1024 * 1024) as archive:
-        raw = json.dumps(meta, separators=(",", ":")).encode()
-        info = tarfile.TarInfo(name="./backup.json")
-        info.size = len(raw)
-        info.mtime = int(time.time())
-        archive.tar.addfile(info, fileobj=io.BytesIO(raw))
-        with archive.create_tar("./homeassistant.tar.gz", gzip=True) as core_tar:
-            atomic_contents_add(
-                tar_file=core_tar,
-                origin_path=config_dir,
-                file_filter=lambda p: ha_file_filter(excluded, p),
-                arcname="data",
-            )
 
 
 @pytest.mark.parametrize("exclude_database", [False, True])

@@ -21,6 +21,7 @@ import random
 import select
 import shutil
 import signal
+import socket
 import tarfile
 import tempfile
 import time
@@ -330,3 +331,96 @@ def test_unreadable_file_fails_the_backup_and_leaves_nothing() -> None:
     assert str(secret) in str(report["message"]), report
     assert report["path"] == str(secret), report
     assert report["left"] == [], "partial output left behind"
+
+
+# ---- entries that change type between the walk and the read -------------------------------
+
+
+def replace_with(path: Path, kind: str, keep: list[object]) -> None:
+    """Replaces whatever is at `path` by an entry of another type."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+    if kind == "symlink-loop":
+        path.symlink_to(path.name)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "socket":
+        server = socket.socket(socket.AF_UNIX)
+        server.bind(str(path))
+        keep.append(server)
+    elif kind == "directory":
+        path.mkdir()
+        (path / "inside.yaml").write_text("x\n")
+    elif kind == "file":
+        path.write_text("now a file\n")
+    elif kind == "symlink-out":
+        # Its old children would be read through it: never.
+        outside = path.parent.parent / "outside"
+        outside.mkdir(exist_ok=True)
+        (outside / "one.yaml").write_text("outside secret\n")
+        (outside / "two").mkdir(exist_ok=True)
+        (outside / "two" / "three.yaml").write_text("outside secret\n")
+        path.symlink_to(outside)
+    else:  # pragma: no cover - a typo in the cases below
+        raise ValueError(kind)
+
+
+TYPE_CHANGES = [
+    ("file", "symlink-loop"),
+    ("file", "fifo"),
+    ("file", "socket"),
+    ("file", "directory"),
+    ("symlink", "file"),
+    ("symlink", "fifo"),
+    ("directory", "file"),
+    ("directory", "symlink-out"),
+]
+
+
+@pytest.mark.parametrize(("was", "becomes"), TYPE_CHANGES)
+def test_entry_that_changes_type_after_the_walk_is_skipped(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, was: str, becomes: str
+) -> None:
+    """Like a vanished entry, one replaced by another type (a symlink loop, a FIFO, a socket,
+    a directory, a file) between the walk and its read is skipped with a warning."""
+    keep: list[object] = []
+
+    def change(config: Path) -> Callable[[], None]:
+        gone = config / ("b_gone.yaml" if was == "file" else "b_gone")
+        return lambda: replace_with(gone, becomes, keep)
+
+    def make(root: Path, size: int) -> tuple[Path, Path]:
+        return config_with_big_file(root, size, middle=was)
+
+    with caplog.at_level(logging.WARNING, logger="habackup.archive"):
+        backup, config, original, _ = create_mid_read(make, tmp_path, change)
+    for held in keep:
+        assert isinstance(held, socket.socket)
+        held.close()
+    assert backup.path is not None
+    with tarfile.open(fileobj=io.BytesIO(inner_bytes(backup.path)), mode="r|gz") as inner:
+        names = [info.name for info in inner]
+    assert names == ["data", "data/a_big.bin", "data/c_after.yaml"], names
+    gone = config / ("b_gone.yaml" if was == "file" else "b_gone")
+    messages = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "habackup.archive" and r.levelno == logging.WARNING
+    ]
+    assert any(str(gone) in m and "skipped" in m for m in messages), messages
+    assert stored_files(backup)["a_big.bin"] == original
+    assert_extracts(backup, tmp_path)
+
+
+def test_warnings_escape_names(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A name with a terminal escape and bytes that are not UTF-8 reaches the log escaped."""
+    config = home_assistant_dir(tmp_path / "config")
+    odd = os.fsencode(config) + b"/fifo\x1b[31m\xff"
+    os.mkfifo(odd)
+    with caplog.at_level(logging.WARNING, logger="habackup.archive"):
+        habackup.create_archive(config, tmp_path / "b.tar", name="escaped")
+    messages = [r.getMessage() for r in caplog.records if r.name == "habackup.archive"]
+    assert any("fifo\\x1b[31m\\xff is a FIFO" in m for m in messages), messages
+    assert not any("\x1b" in m or "\udcff" in m for m in messages), messages

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import tarfile
 from pathlib import Path
 
@@ -202,3 +203,112 @@ def test_errors_carry_codes(tmp_path: Path) -> None:
     assert info.value.error_code == "invalid_backup"
     assert str(junk) in str(info.value)
     assert isinstance(info.value, habackup.BackupError)
+
+
+def assert_plain(message: str) -> None:
+    """No temp file, no errno text: what a user can act on."""
+    assert ".partial" not in message, message
+    assert "os error" not in message, message
+    assert "Errno" not in message, message
+
+
+def test_errors_name_the_users_paths(tree: Path, tmp_path: Path) -> None:
+    backup = habackup.create_archive(tree, tmp_path / "b.tar", name="x")
+    assert backup.path is not None
+
+    dest = tmp_path / "no" / "such" / "parent" / "dest"
+    with pytest.raises(habackup.ArchiveError) as info:
+        habackup.extract_archive(backup.path, dest)
+    assert not isinstance(info.value, habackup.InvalidBackupError)
+    assert info.value.path == str(dest)
+    assert str(info.value) == f"{dest}: No such file or directory"
+
+    out = tmp_path / "no" / "such" / "dir" / "b.tar"
+    with pytest.raises(habackup.ArchiveError) as info:
+        habackup.create_archive(tree, out, name="x")
+    assert info.value.path == str(out)
+    assert_plain(str(info.value))
+
+    with pytest.raises(habackup.ArchiveError) as info:
+        habackup.read_backup(tmp_path)
+    assert not isinstance(info.value, habackup.InvalidBackupError)
+    assert str(info.value) == f"{tmp_path}: is a directory, not a backup file"
+
+    missing = tmp_path / "missing"
+    with pytest.raises(habackup.ArchiveError) as info:
+        habackup.create_archive(missing, tmp_path / "c.tar", name="x")
+    assert str(info.value) == f"{missing}: No such file or directory"
+
+
+def test_truncated_backup_json_says_truncated(tree: Path, tmp_path: Path) -> None:
+    backup = habackup.create_archive(tree, tmp_path / "b.tar", name="x")
+    assert backup.path is not None
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes(backup.path.read_bytes()[:700])
+    with pytest.raises(habackup.InvalidBackupError, match="truncated") as info:
+        habackup.read_backup(cut)
+    assert "JSON" not in str(info.value)
+
+
+def test_extreme_mtimes_round_trip(tmp_path: Path) -> None:
+    """Before 1970 and after 2242 (beyond ustar's 11 octal digits): a PAX record carries the
+    exact time, as Python's tarfile writes it, and extract restores it."""
+    root = home_assistant_dir(tmp_path / "config")
+    far = 8**11 + 1000  # one past ustar's largest mtime is 8**11
+    for name, mtime in (("old", -86_400 * 365), ("far", far)):
+        (root / name).write_text(name)
+        os.utime(root / name, (mtime, mtime))
+    backup = habackup.create_archive(root, tmp_path / "b.tar", name="x")
+    assert backup.path is not None
+    dest = tmp_path / "dest"
+    habackup.extract_archive(backup.path, dest)
+    assert (dest / "old").stat().st_mtime == -86_400 * 365
+    assert (dest / "far").stat().st_mtime == far
+    with tarfile.open(backup.path) as outer:
+        inner_file = outer.extractfile("homeassistant.tar.gz")
+        assert inner_file is not None
+        with tarfile.open(fileobj=inner_file, mode="r|gz") as inner:
+            mtimes = {m.name: m.mtime for m in inner}
+    assert mtimes["data/old"] == -86_400 * 365
+    assert mtimes["data/far"] == far
+
+
+def test_hard_links_are_stored_as_files_and_setuid_is_dropped(tmp_path: Path) -> None:
+    """What the README says about them: hard links become separate files (each stored whole),
+    setuid, setgid and sticky bits are kept in the archive but never restored."""
+    root = home_assistant_dir(tmp_path / "config")
+    (root / "a.bin").write_bytes(b"shared" * 100)
+    (root / "a.bin").chmod(0o644)
+    os.link(root / "a.bin", root / "b.bin")
+    (root / "tool").write_text("#!/bin/sh\n")
+    (root / "tool").chmod(0o6755)
+    (root / "shared_dir").mkdir()
+    (root / "shared_dir").chmod(0o3777)
+    backup = habackup.create_archive(root, tmp_path / "b.tar", name="x")
+    assert backup.path is not None
+    with tarfile.open(backup.path) as outer:
+        inner_file = outer.extractfile("homeassistant.tar.gz")
+        assert inner_file is not None
+        with tarfile.open(fileobj=inner_file, mode="r|gz") as inner:
+            infos = {m.name: (m.type, m.size, m.mode) for m in inner}
+    assert infos["data/a.bin"] == (tarfile.REGTYPE, 600, 0o644)
+    assert infos["data/b.bin"] == (tarfile.REGTYPE, 600, 0o644)
+    assert infos["data/tool"][2] == 0o6755
+    dest = tmp_path / "dest"
+    habackup.extract_archive(backup.path, dest)
+    assert not os.path.samefile(dest / "a.bin", dest / "b.bin")
+    assert (dest / "b.bin").read_bytes() == b"shared" * 100
+    assert (dest / "tool").stat().st_mode & 0o7777 == 0o755
+    assert (dest / "shared_dir").stat().st_mode & 0o7777 == 0o777
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_bytes_give_a_printable_message(tmp_path: Path, seed: int) -> None:
+    """Header bytes of a random file never reach the message (they used to, ESC included)."""
+    junk = tmp_path / "r1.bin"
+    junk.write_bytes(random.Random(seed).randbytes(5000))
+    with pytest.raises(habackup.InvalidBackupError) as info:
+        habackup.read_backup(junk)
+    message = str(info.value)
+    assert message.isprintable(), message
+    assert message.startswith(f"{junk}: not a Home Assistant backup, not even a tar archive: ")

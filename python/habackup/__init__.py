@@ -53,6 +53,7 @@ from .models import (
     PrunedBackup,
     PrunePlan,
     SyncedBackup,
+    VerifyReport,
     VerifyResult,
 )
 from .object_store import ObjectStoreBackupSyncAgent
@@ -84,6 +85,7 @@ __all__ = [
     "PrunedBackup",
     "SyncedBackup",
     "UnsupportedBackupError",
+    "VerifyReport",
     "VerifyResult",
     "__version__",
     "async_copy_backup",

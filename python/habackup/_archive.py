@@ -10,7 +10,7 @@ from . import _core
 from ._cancel import await_cleanly
 from ._core import Backup
 from .errors import BackupError
-from .models import CreateOptions
+from .models import CreateOptions, VerifyReport
 
 StrPath = str | os.PathLike[str]
 
@@ -66,9 +66,13 @@ def extract_archive(
 ) -> dict[str, int]:
     """Extract the backed-up config dir into ``dest`` (absent or empty), atomically.
 
-    Returns counts of the files, directories, symlinks and bytes written. A protected backup
-    needs its ``password``; a wrong or missing one raises IncorrectPasswordError and writes
-    nothing.
+    Returns counts of the files, directories, symlinks and bytes written. Symlinks are
+    recreated as links wherever they point (as Home Assistant's restore does), but nothing is
+    ever written through one: a member whose path runs through a symlink of the archive is
+    refused, like absolute paths, ``..``, devices, FIFOs and hard links to anything but a file
+    extracted before them (InvalidBackupError naming the member). A protected backup needs its
+    ``password``; a wrong or missing one raises IncorrectPasswordError and writes nothing. A full
+    destination raises ArchiveError naming the file that did not fit.
     """
     return _core.extract_archive(path, dest, password=password)
 
@@ -123,18 +127,20 @@ async def async_validate_password(path: StrPath, password: str) -> bool:
     return await loop.run_in_executor(None, _core.validate_password, path, password)
 
 
-def verify_archive(path: StrPath, *, password: str | None = None) -> dict[str, int | None]:
-    """Decode the whole backup (MACs, FINAL tag, gzip CRC and size, tar structure).
+def verify_archive(path: StrPath, *, password: str | None = None) -> VerifyReport:
+    """Decode the whole backup and check it as a restore would, writing nothing.
 
-    Returns ``members``, ``bytes``, ``protected`` (0/1) and ``securetar_version`` (None when
-    not protected); raises InvalidBackupError saying what is wrong.
+    Checks the MACs, FINAL tag, gzip CRC and size, the tar structure, and every member against
+    the very rules :func:`extract_archive` applies (paths, links, member types): a backup that
+    verifies is one that extracts. Returns ``members``, ``bytes``, ``protected`` (a bool),
+    ``securetar_version`` (None when not protected) and ``warnings`` (symlinks that point
+    outside the config dir: they are restored as links, but what they point to is not in the
+    backup); raises InvalidBackupError saying what is wrong.
     """
     return _core.verify_archive(path, password=password)
 
 
-async def async_verify_archive(
-    path: StrPath, *, password: str | None = None
-) -> dict[str, int | None]:
+async def async_verify_archive(path: StrPath, *, password: str | None = None) -> VerifyReport:
     """:func:`verify_archive` without blocking the event loop."""
     token = _core.CancelToken()
     future = _core.verify_archive_async(path, password=password, cancel=token)

@@ -6,7 +6,7 @@ from typing import Any, final
 from typing_extensions import disjoint_base
 
 from .errors import BackupAgentError, BackupError
-from .models import BackupSyncMetadata, CreateOptions, SyncedBackup
+from .models import BackupSyncMetadata, CreateOptions, SyncedBackup, VerifyReport
 
 _StrPath = str | os.PathLike[str]
 
@@ -147,10 +147,10 @@ def extract_archive_async(
     cancel: CancelToken | None = None,
 ) -> Awaitable[dict[str, int]]: ...
 def validate_password(path: _StrPath, password: str) -> bool: ...
-def verify_archive(path: _StrPath, *, password: str | None = None) -> dict[str, int | None]: ...
+def verify_archive(path: _StrPath, *, password: str | None = None) -> VerifyReport: ...
 def verify_archive_async(
     path: _StrPath, *, password: str | None = None, cancel: CancelToken | None = None
-) -> Awaitable[dict[str, int | None]]: ...
+) -> Awaitable[VerifyReport]: ...
 
 @disjoint_base
 class BackupSyncAgent:

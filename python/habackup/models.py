@@ -26,6 +26,21 @@ class BackupSyncMetadata(TypedDict):
     ``with_automatic_settings`` there)."""
 
 
+class VerifyReport(TypedDict):
+    """What :func:`habackup.verify_archive` found in a backup that passed every check."""
+
+    members: int
+    """Members of the inner archive (files, directories, links)."""
+    bytes: int
+    """Bytes of file data in the inner archive."""
+    protected: bool
+    securetar_version: int | None
+    """1, 2 or 3 for a protected backup, None otherwise."""
+    warnings: list[str]
+    """What restores but deserves a look, one sentence each (escaped, printable): symlinks
+    that point outside the config dir."""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class SyncedBackup:
     """One backup as an agent holds it (what ``BackupSyncAgent.async_list_backups`` returns).

@@ -1,10 +1,9 @@
 //! Writes a Home Assistant backup: outer tar { backup.json, homeassistant.tar.gz { data/... } }.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
@@ -15,14 +14,16 @@ use super::gzip::{write_error, write_gzip, ChunkWriter, GzipOptions};
 use super::metadata::{backup_extra, make_slug, render_backup_json, BackupInfo, NewBackupJson};
 use crate::common::atomic::TempFile;
 use crate::common::digest::sha256_hex;
-use crate::common::text::escape;
+use crate::common::text::{self, escape};
 use crate::securetar::Encryptor;
 
+use super::beneath::{self, Tree};
+use super::encrypt_thread::{on_own_thread, CountingWriter, ThreadedError};
 use super::tar_header::{self, EntryType, HeaderFields, BLOCK};
 use super::walk::{walk, EntryKind, WalkEntry};
 use super::{priority, ArchiveError, CancelToken, Excludes, IoContext};
 
-const INNER_NAME: &str = "homeassistant.tar.gz";
+const INNER_NAME: &[u8] = b"homeassistant.tar.gz";
 const COPY_BUFFER: usize = 256 * 1024;
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -128,6 +129,7 @@ fn create_in_this_thread(
         );
     }
     let destination = Destination::prepare(dest)?;
+    let tree = Tree::open(config_dir).at(config_dir)?;
 
     let now = chrono::Utc::now();
     let date = now.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string();
@@ -144,8 +146,10 @@ fn create_in_this_thread(
     });
 
     let dest = destination.file(&slug);
-    let mut temp = TempFile::create_beside(&dest).at(&dest)?;
-    let temp_path = temp.path().to_path_buf();
+    let mut temp =
+        TempFile::create_beside(&dest).map_err(|e| ArchiveError::write_failed(&dest, e, None))?;
+    // Errors name the backup's own path: the temp file's name means nothing to the user.
+    let temp_path = dest.clone();
     let mtime = now.timestamp();
     let size = write_outer(temp.file(), &temp_path, &backup_json, mtime, |out| {
         let gzip = GzipOptions {
@@ -154,7 +158,7 @@ fn create_in_this_thread(
         };
         let mut reporter = Reporter::new(progress, listing.file_bytes);
         let mut produce = |chunks: &mut ChunkWriter| {
-            write_inner_tar(chunks, &listing.entries, cancel, &mut reporter)
+            write_inner_tar(chunks, &tree, &listing.entries, cancel, &mut reporter)
         };
         let inner = match &options.password {
             None => {
@@ -230,7 +234,7 @@ where
     F: FnOnce(&mut BufWriter<&mut File>) -> Result<InnerWritten, ArchiveError>,
 {
     let mut head = tar_header::encode(&member_header(
-        "./backup.json",
+        b"./backup.json",
         backup_json.len() as u64,
         mtime,
     ));
@@ -240,83 +244,27 @@ where
     // The inner member's size is known only at the end: write a placeholder and patch it.
     head.extend_from_slice(&tar_header::encode(&member_header(INNER_NAME, 0, mtime)));
 
+    let failed = |e| ArchiveError::write_failed(path, e, None);
     let mut out = BufWriter::with_capacity(1024 * 1024, &mut *file);
-    out.write_all(&head).at(path)?;
+    out.write_all(&head).map_err(failed)?;
     let written = inner(&mut out)?;
     let inner_len = written.len;
     let padding = tar_header::padding_after(inner_len) as u64;
     let members_len = head.len() as u64 + inner_len + padding;
     let trailer = tar_header::trailer_len(members_len);
     out.write_all(&vec![0u8; (padding + trailer) as usize])
-        .at(path)?;
-    out.flush().at(path)?;
+        .map_err(failed)?;
+    out.flush().map_err(failed)?;
     drop(out);
 
     let header = tar_header::encode(&member_header(INNER_NAME, inner_len, mtime));
     file.seek(SeekFrom::Start(inner_header_at)).at(path)?;
-    file.write_all(&header).at(path)?;
+    file.write_all(&header).map_err(failed)?;
     // securetar's header carries the plaintext size, also known only now.
     if let Some(securetar_header) = written.securetar_header {
-        file.write_all(&securetar_header).at(path)?;
+        file.write_all(&securetar_header).map_err(failed)?;
     }
     Ok(members_len + trailer)
-}
-
-enum ThreadedError {
-    Work(ArchiveError),
-    Sink(io::Error),
-}
-
-/// Runs `work` writing into `sink` on another thread, and returns what `sink.finish()` gives.
-/// The secretstream is sequential (each chunk's nonce follows from the previous MAC), so a
-/// thread of its own lets it overlap compression instead of stalling the writer.
-fn on_own_thread<W, F>(encryptor: Encryptor<W>, work: F) -> Result<(W, Vec<u8>), ThreadedError>
-where
-    W: Write + Send,
-    F: FnOnce(&mut ChannelWriter) -> Result<(), ArchiveError>,
-{
-    std::thread::scope(|scope| {
-        let (tx, rx) = mpsc::sync_channel::<Vec<u8>>(4);
-        let encrypting = scope.spawn(move || {
-            let mut encryptor = encryptor;
-            for buf in rx {
-                encryptor.write_all(&buf)?;
-            }
-            encryptor.finish()
-        });
-        let mut sink = ChannelWriter { tx: Some(tx) };
-        let worked = work(&mut sink);
-        sink.tx = None;
-        let finished = encrypting
-            .join()
-            .unwrap_or_else(|_| Err(io::Error::other("the encryption thread panicked")));
-        // A sink failure (full disk) explains a producer that stopped, so it wins.
-        let finished = finished.map_err(ThreadedError::Sink)?;
-        worked.map_err(ThreadedError::Work)?;
-        Ok(finished)
-    })
-}
-
-/// Hands written bytes to another thread.
-struct ChannelWriter {
-    tx: Option<mpsc::SyncSender<Vec<u8>>>,
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let sent = self.tx.as_ref().map(|tx| tx.send(buf.to_vec()));
-        match sent {
-            Some(Ok(())) => Ok(buf.len()),
-            _ => Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "the encryption thread stopped",
-            )),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }
 
 /// What the inner member's writer produced.
@@ -328,35 +276,11 @@ struct InnerWritten {
 fn encrypt_error(path: &Path, e: io::Error) -> ArchiveError {
     match e.kind() {
         io::ErrorKind::InvalidInput => ArchiveError::InvalidArgument(e.to_string()),
-        _ => ArchiveError::io(path, e),
+        _ => ArchiveError::write_failed(path, e, None),
     }
 }
 
-/// Counts the bytes that pass through, to size the inner member.
-struct CountingWriter<W> {
-    inner: W,
-    count: u64,
-}
-
-impl<W> CountingWriter<W> {
-    fn new(inner: W) -> Self {
-        CountingWriter { inner, count: 0 }
-    }
-}
-
-impl<W: Write> Write for CountingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.count += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-fn member_header(name: &str, size: u64, mtime: i64) -> HeaderFields<'_> {
+fn member_header(name: &[u8], size: u64, mtime: i64) -> HeaderFields<'_> {
     HeaderFields {
         name,
         entry_type: EntryType::File,
@@ -365,12 +289,13 @@ fn member_header(name: &str, size: u64, mtime: i64) -> HeaderFields<'_> {
         mtime,
         uid: 0,
         gid: 0,
-        link_name: "",
+        link_name: b"",
     }
 }
 
 fn write_inner_tar(
     out: &mut ChunkWriter,
+    tree: &Tree,
     entries: &[WalkEntry],
     cancel: &CancelToken,
     reporter: &mut Reporter<'_>,
@@ -380,32 +305,61 @@ fn write_inner_tar(
     for entry in entries {
         cancel.check()?;
         written += match entry.kind {
-            EntryKind::Directory => write_directory(out, entry)?,
-            EntryKind::Symlink => write_symlink(out, entry)?,
-            EntryKind::File => write_file(out, entry, &mut buffer, reporter)?,
+            EntryKind::Directory => write_directory(out, tree, entry)?,
+            EntryKind::Symlink => write_symlink(out, tree, entry)?,
+            EntryKind::File => write_file(out, tree, entry, &mut buffer, reporter)?,
         };
     }
     let trailer = vec![0u8; tar_header::trailer_len(written) as usize];
     out.write_all(&trailer)
-        .map_err(|e| write_error(e, "inner tar"))
+        .map_err(|e| write_error(e, b"inner tar"))
 }
 
-fn arcname(entry: &WalkEntry) -> String {
-    if entry.relative.is_empty() {
-        "data".to_string()
-    } else {
-        format!("data/{}", entry.relative)
+fn arcname(entry: &WalkEntry) -> Vec<u8> {
+    let mut name = b"data".to_vec();
+    if !entry.relative.is_empty() {
+        name.push(b'/');
+        name.extend_from_slice(&entry.relative);
     }
+    name
 }
 
-fn write_directory(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, ArchiveError> {
-    let meta = match fs::symlink_metadata(&entry.full) {
-        Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vanished(entry)),
+/// Whether an entry is gone since the walk listed it (itself, or a directory above it).
+fn gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    )
+}
+
+/// Whether an entry, or a directory above it, became a symlink since the walk (openat2 refuses
+/// to follow it).
+fn through_link(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(libc::ELOOP)
+}
+
+/// Opens the entry itself, never a symlink on the way, and returns its metadata.
+fn entry_meta(tree: &Tree, entry: &WalkEntry) -> io::Result<(fs::File, fs::Metadata)> {
+    let file = tree.open_entry(&entry.relative, libc::O_PATH | libc::O_NOFOLLOW)?;
+    let meta = file.metadata()?;
+    Ok((file, meta))
+}
+
+fn write_directory(
+    out: &mut ChunkWriter,
+    tree: &Tree,
+    entry: &WalkEntry,
+) -> Result<u64, ArchiveError> {
+    let meta = match entry_meta(tree, entry) {
+        Ok((_, m)) if m.is_dir() => m,
+        Ok(_) => return Ok(changed(entry, "a directory")),
+        Err(e) if gone(&e) => return Ok(vanished(entry)),
+        Err(e) if through_link(&e) => return Ok(changed(entry, "a directory")),
         Err(e) => return Err(ArchiveError::io(&entry.full, e)),
     };
     // Python's tarfile and GNU tar name directories with a trailing slash.
-    let name = format!("{}/", arcname(entry));
+    let mut name = arcname(entry);
+    name.push(b'/');
     emit(
         out,
         &HeaderFields {
@@ -416,23 +370,26 @@ fn write_directory(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, Arch
             mtime: meta.mtime(),
             uid: u64::from(meta.uid()),
             gid: u64::from(meta.gid()),
-            link_name: "",
+            link_name: b"",
         },
     )
 }
 
-fn write_symlink(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, ArchiveError> {
-    let (meta, target) = match fs::symlink_metadata(&entry.full)
-        .and_then(|m| Ok((m, fs::read_link(&entry.full)?)))
-    {
-        Ok(found) => found,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vanished(entry)),
+/// Stores the link itself, whatever it points to (outside the config dir, nowhere, or to a
+/// target that is not UTF-8), as Home Assistant's writer does.
+fn write_symlink(
+    out: &mut ChunkWriter,
+    tree: &Tree,
+    entry: &WalkEntry,
+) -> Result<u64, ArchiveError> {
+    let (link, meta) = match entry_meta(tree, entry) {
+        Ok((link, m)) if m.file_type().is_symlink() => (link, m),
+        Ok(_) => return Ok(changed(entry, "a symlink")),
+        Err(e) if gone(&e) => return Ok(vanished(entry)),
+        Err(e) if through_link(&e) => return Ok(changed(entry, "a symlink")),
         Err(e) => return Err(ArchiveError::io(&entry.full, e)),
     };
-    let Some(target) = target.to_str() else {
-        log::warn!(target: "habackup.archive", "{}: link target is not UTF-8; skipped", entry.full.display());
-        return Ok(0);
-    };
+    let target = beneath::read_link(&link).at(&entry.full)?;
     emit(
         out,
         &HeaderFields {
@@ -443,7 +400,7 @@ fn write_symlink(out: &mut ChunkWriter, entry: &WalkEntry) -> Result<u64, Archiv
             mtime: meta.mtime(),
             uid: u64::from(meta.uid()),
             gid: u64::from(meta.gid()),
-            link_name: target,
+            link_name: &target,
         },
     )
 }
@@ -456,7 +413,18 @@ fn emit(out: &mut ChunkWriter, fields: &HeaderFields<'_>) -> Result<u64, Archive
 }
 
 fn vanished(entry: &WalkEntry) -> u64 {
-    log::warn!(target: "habackup.archive", "{} vanished while it was backed up; skipped", entry.full.display());
+    log::warn!(target: "habackup.archive", "{} vanished while it was backed up; skipped", text::path(&entry.full));
+    0
+}
+
+/// Skips an entry that is no longer what the walk found: replaced since by a symlink (a loop
+/// included), a FIFO, a socket or a directory. Like a vanished file, never worth failing for.
+fn changed(entry: &WalkEntry, was: &str) -> u64 {
+    log::warn!(
+        target: "habackup.archive",
+        "{} is no longer {was} (it changed while it was backed up); skipped",
+        text::path(&entry.full)
+    );
     0
 }
 
@@ -464,25 +432,29 @@ fn vanished(entry: &WalkEntry) -> u64 {
 /// shrinks is padded with zeros, so the header never lies.
 fn write_file(
     out: &mut ChunkWriter,
+    tree: &Tree,
     entry: &WalkEntry,
     buffer: &mut [u8],
     reporter: &mut Reporter<'_>,
 ) -> Result<u64, ArchiveError> {
-    // O_NOFOLLOW/O_NONBLOCK: a path swapped for a symlink or a FIFO since the walk is never
-    // followed or waited on.
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(&entry.full);
+    // O_NOFOLLOW/O_NONBLOCK (and no symlink on the way): a path swapped for a symlink or a FIFO
+    // since the walk is never followed or waited on.
+    let file = tree.open_entry(
+        &entry.relative,
+        libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+    );
     let mut file = match file {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(vanished(entry)),
+        Err(e) if gone(&e) => return Ok(vanished(entry)),
+        // ELOOP: a symlink now (O_NOFOLLOW); ENXIO: a socket or a device without a driver.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENXIO)) => {
+            return Ok(changed(entry, "a regular file"))
+        }
         Err(e) => return Err(ArchiveError::io(&entry.full, e)),
     };
     let meta = file.metadata().at(&entry.full)?;
     if !meta.is_file() {
-        log::warn!(target: "habackup.archive", "{} is no longer a regular file; skipped", entry.full.display());
-        return Ok(0);
+        return Ok(changed(entry, "a regular file"));
     }
     let size = meta.len();
     let name = arcname(entry);
@@ -496,7 +468,7 @@ fn write_file(
             mtime: meta.mtime(),
             uid: u64::from(meta.uid()),
             gid: u64::from(meta.gid()),
-            link_name: "",
+            link_name: b"",
         },
     )?;
     let mut remaining = size;
@@ -511,7 +483,7 @@ fn write_file(
             log::warn!(
                 target: "habackup.archive",
                 "{} shrank while it was backed up; padded {remaining} bytes with zeros",
-                entry.full.display()
+                text::path(&entry.full)
             );
             write_zeros(out, remaining, buffer, &name)?;
             reporter.add(remaining);
@@ -532,7 +504,7 @@ fn write_zeros(
     out: &mut ChunkWriter,
     count: u64,
     buffer: &mut [u8],
-    name: &str,
+    name: &[u8],
 ) -> Result<(), ArchiveError> {
     buffer.fill(0);
     let mut left = count;

@@ -52,12 +52,16 @@ pub struct GzipSummary {
     pub compressed: u64,
 }
 
-/// Turns an error from a `ChunkWriter` write into the archive error it stands for.
-pub fn write_error(e: io::Error, what: &str) -> ArchiveError {
+/// Turns an error from a `ChunkWriter` write into the archive error it stands for. (A writer
+/// that failed on its own stops the producer too; `write_gzip` then reports the writer's error.)
+pub fn write_error(e: io::Error, what: &[u8]) -> ArchiveError {
     if Cancelled::is(&e) {
         ArchiveError::Cancelled
     } else {
-        ArchiveError::InvalidArgument(format!("compression stopped while writing {what}: {e}"))
+        ArchiveError::InvalidArgument(format!(
+            "compression stopped while writing {}: {e}",
+            crate::common::text::escaped(what)
+        ))
     }
 }
 
@@ -176,7 +180,7 @@ where
             let count = match result {
                 Ok(()) => writer
                     .finish()
-                    .map_err(|e| write_error(e, "the last chunk")),
+                    .map_err(|e| write_error(e, b"the last chunk")),
                 Err(e) => Err(e),
             };
             // Workers stop once the job channel (owned by the writer) is dropped.
@@ -194,9 +198,15 @@ where
         let produced = producer
             .join()
             .map_err(|_| ArchiveError::InvalidArgument("archive producer panicked".into()))?;
-        // A producer error explains a writer that stopped early, so it wins.
-        produced?;
-        written
+        match (produced, written) {
+            // A producer that failed (or was cancelled) tells the writer to stop with
+            // `Cancelled`: the producer's error is the cause.
+            (Err(produced), Ok(_) | Err(ArchiveError::Cancelled)) => Err(produced),
+            // A writer that failed on its own (a full disk) starves the producer, whose
+            // "compression stopped" only follows from it.
+            (_, Err(written)) => Err(written),
+            (Ok(_), Ok(summary)) => Ok(summary),
+        }
     })
 }
 
@@ -236,7 +246,7 @@ fn write_in_order<W: Write>(
     free: &SyncSender<Vec<u8>>,
 ) -> Result<GzipSummary, ArchiveError> {
     out.write_all(&GZIP_HEADER)
-        .map_err(|e| ArchiveError::io(out_path, e))?;
+        .map_err(|e| ArchiveError::write_failed(out_path, e, None))?;
     let mut compressed_len = GZIP_HEADER.len() as u64;
     let mut uncompressed = 0u64;
     let mut crc = crc32fast::Hasher::new();
@@ -258,7 +268,7 @@ fn write_in_order<W: Write>(
                 .compressed
                 .map_err(|e| ArchiveError::io(out_path, e))?;
             out.write_all(&bytes)
-                .map_err(|e| ArchiveError::io(out_path, e))?;
+                .map_err(|e| ArchiveError::write_failed(out_path, e, None))?;
             compressed_len += bytes.len() as u64;
             uncompressed += chunk.data.len() as u64;
             crc.combine(&chunk.crc);
@@ -272,7 +282,7 @@ fn write_in_order<W: Write>(
     // ISIZE is the length modulo 2^32 by definition.
     trailer.extend_from_slice(&(uncompressed as u32).to_le_bytes());
     out.write_all(&trailer)
-        .map_err(|e| ArchiveError::io(out_path, e))?;
+        .map_err(|e| ArchiveError::write_failed(out_path, e, None))?;
     compressed_len += trailer.len() as u64;
     Ok(GzipSummary {
         uncompressed,
@@ -377,7 +387,7 @@ mod cancel_tests {
                     flag.cancel();
                 }
                 w.write_all(&vec![(i % 7) as u8; CHUNK / 2])
-                    .map_err(|e| write_error(e, "mem"))?;
+                    .map_err(|e| write_error(e, b"mem"))?;
             }
             Ok(())
         })

@@ -1,16 +1,21 @@
 //! Finds `backup.json` and the inner Home Assistant archive in a backup's outer tar.
 
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use super::metadata::{parse_backup_json, BackupInfo};
+use super::tar_reader::{TarError, TarReader};
 use super::{ArchiveError, IoContext};
-use crate::securetar::{CryptoError, Decryptor, Header};
+use crate::common::text::io_text;
+use crate::securetar::{CryptoError, Decryptor};
 
 const METADATA_NAMES: &[&str] = &["backup.json", "snapshot.json"];
 /// The largest backup.json read; real ones are a few hundred bytes.
 pub const MAX_METADATA: u64 = 4 * 1024 * 1024;
+/// Members that may precede backup.json (PAX headers, a leading directory entry) before a
+/// reader of the first bytes gives up looking for it.
+const MEMBERS_BEFORE_METADATA: usize = 4;
 
 /// Where the inner Home Assistant archive sits inside the outer tar.
 #[derive(Debug, Clone, Copy)]
@@ -27,114 +32,132 @@ pub struct OuterListing {
     pub inner: Option<InnerMember>,
 }
 
-/// What is wrong with a damaged outer tar, in words: the tar crate's messages quote the header's
-/// raw bytes after a colon ("numeric field did not have utf-8 text: <garbage> when getting cksum
-/// for <garbage>"), and call a file cut inside a header "failed to read entire block".
-fn tar_damage(err: &std::io::Error) -> String {
-    let text = err.to_string();
-    if text == "failed to read entire block" {
-        return "the file is truncated: it ends inside a tar header".into();
-    }
-    match text.split_once(": ") {
-        Some((what, _)) => format!("corrupt tar archive: {what}"),
-        None => format!("corrupt tar archive: {text}"),
-    }
-}
-
 pub(crate) fn normalized(name: &[u8]) -> &[u8] {
     name.strip_prefix(b"./").unwrap_or(name)
-}
-
-/// Reads backup.json out of a member of the outer tar, refusing an implausible or cut one.
-pub(crate) fn metadata_of_entry<R: Read>(
-    entry: &mut tar::Entry<'_, R>,
-    path: &Path,
-) -> Result<BackupInfo, ArchiveError> {
-    let size = entry.size();
-    if size > MAX_METADATA {
-        return Err(ArchiveError::invalid(
-            path,
-            "backup.json is implausibly large",
-        ));
-    }
-    let mut bytes = Vec::new();
-    entry
-        .by_ref()
-        .take(MAX_METADATA)
-        .read_to_end(&mut bytes)
-        .map_err(|e| ArchiveError::invalid(path, format!("truncated backup.json: {e}")))?;
-    if (bytes.len() as u64) < size {
-        return Err(ArchiveError::invalid(
-            path,
-            "the file is truncated: it ends inside backup.json",
-        ));
-    }
-    parse_backup_json(&bytes, path)
 }
 
 pub(crate) fn is_metadata(name: &[u8]) -> bool {
     METADATA_NAMES.iter().any(|m| name == m.as_bytes())
 }
 
-/// Members that may precede backup.json (PAX headers, a leading directory entry) before we
-/// give up looking for it in a stream.
-const MEMBERS_BEFORE_METADATA: usize = 4;
+/// Marks an error from reading the backup file itself (a bad disk, a vanished mount): an I/O
+/// failure to report as such, never as a corrupt backup.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct SourceReadError(io::Error);
 
-/// backup.json from the first bytes of a backup's outer tar: a local file's reader, or the
-/// first bytes of a stored object (`path` names it in errors). backup.json is the first member
-/// of every Home Assistant and Supervisor backup, so nothing past it is read.
-pub fn read_backup_json<R: Read>(reader: R, path: &Path) -> Result<BackupInfo, ArchiveError> {
-    let mut archive = tar::Archive::new(reader);
-    let entries = archive
-        .entries()
-        .map_err(|e| ArchiveError::invalid(path, format!("not a tar archive: {e}")))?;
-    for entry in entries.take(MEMBERS_BEFORE_METADATA) {
-        let mut entry = entry.map_err(|e| ArchiveError::invalid(path, tar_damage(&e)))?;
-        let name = entry.path_bytes().into_owned();
-        if is_metadata(normalized(&name)) {
-            return metadata_of_entry(&mut entry, path);
-        }
+/// The backup file, with its read errors marked as `SourceReadError`.
+struct SourceFile(File);
+
+impl Read for SourceFile {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read(buf).map_err(|e| match e.kind() {
+            io::ErrorKind::Interrupted => e,
+            kind => io::Error::new(kind, SourceReadError(e)),
+        })
     }
-    Err(ArchiveError::invalid(
+}
+
+impl Seek for SourceFile {
+    fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        self.0.seek(pos)
+    }
+}
+
+/// Opens the backup file; a directory or other non-file is said to be one.
+fn open_backup(path: &Path) -> Result<(SourceFile, u64), ArchiveError> {
+    let file = File::open(path).at(path)?;
+    let meta = file.metadata().at(path)?;
+    if !meta.is_file() {
+        let what = if meta.is_dir() {
+            "a directory"
+        } else {
+            "not a regular file"
+        };
+        return Err(ArchiveError::io(
+            path,
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("is {what}, not a backup file"),
+            ),
+        ));
+    }
+    Ok((SourceFile(file), meta.len()))
+}
+
+/// What a failed read of the backup's (decrypted, decompressed) stream means: the backup file
+/// could not be read, or its content is corrupt or cut short.
+pub fn stream_error(path: &Path, e: io::Error) -> ArchiveError {
+    if e.get_ref()
+        .is_some_and(|inner| inner.is::<SourceReadError>())
+    {
+        return ArchiveError::io(path, e);
+    }
+    ArchiveError::invalid(
         path,
-        "no backup.json at the start of the archive",
-    ))
+        format!(
+            "corrupt or truncated Home Assistant archive: {}",
+            io_text(&e)
+        ),
+    )
+}
+
+/// A tar reader's failure on the backup at `path`.
+pub fn tar_error(path: &Path, e: TarError) -> ArchiveError {
+    match e {
+        TarError::Read(e) => stream_error(path, e),
+        TarError::Invalid(reason) => ArchiveError::invalid(
+            path,
+            format!("corrupt or truncated Home Assistant archive: {reason}"),
+        ),
+    }
 }
 
 /// Reads the outer tar's headers (seeking over member data) and its backup.json.
 pub fn read_outer(path: &Path) -> Result<OuterListing, ArchiveError> {
-    let file = File::open(path).at(path)?;
-    let meta = file.metadata().at(path)?;
-    // Opening a directory succeeds; reading it would fail as a "corrupt tar archive".
-    if meta.is_dir() {
-        return Err(ArchiveError::failed(
-            path,
-            "is a directory, not a backup file",
-        ));
-    }
-    let size = meta.len();
+    let (file, size) = open_backup(path)?;
     if size == 0 {
         return Err(ArchiveError::invalid(
             path,
             "the file is empty, not a backup",
         ));
     }
-    let mut archive = tar::Archive::new(BufReader::new(file));
-    let entries = archive
-        .entries_with_seek()
-        .map_err(|e| ArchiveError::invalid(path, format!("not a tar archive: {e}")))?;
+    let mut reader = TarReader::seekable(BufReader::new(file));
     let mut info = None;
     let mut inner = None;
-    for entry in entries {
-        let mut entry = entry.map_err(|e| ArchiveError::invalid(path, tar_damage(&e)))?;
-        let name = entry.path_bytes().into_owned();
-        let name = normalized(&name);
+    let mut members = 0u64;
+    loop {
+        let member = match reader.next_member() {
+            Ok(Some(member)) => member,
+            Ok(None) => break,
+            Err(TarError::Invalid(reason)) if reason.starts_with("truncated") => {
+                return Err(ArchiveError::invalid(
+                    path,
+                    "the file is truncated: it ends inside a tar header",
+                ))
+            }
+            Err(TarError::Invalid(reason)) if members == 0 => {
+                return Err(ArchiveError::invalid(
+                    path,
+                    format!("not a Home Assistant backup, not even a tar archive: {reason}"),
+                ))
+            }
+            Err(TarError::Invalid(reason)) => {
+                return Err(ArchiveError::invalid(
+                    path,
+                    format!("corrupt tar archive: {reason}"),
+                ))
+            }
+            Err(TarError::Read(e)) => return Err(outer_read_error(path, e)),
+        };
+        members += 1;
+        let name = normalized(&member.name);
         if info.is_none() && is_metadata(name) {
-            info = Some(metadata_of_entry(&mut entry, path)?);
+            info = Some(metadata_of_member(&mut reader, member.size, path)?);
         } else if name == b"homeassistant.tar.gz" || name == b"homeassistant.tar" {
             inner = Some(InnerMember {
-                offset: entry.raw_file_position(),
-                size: entry.size(),
+                offset: member.data_offset,
+                size: member.size,
                 gzipped: name.ends_with(b".gz"),
                 securetar_version: None,
             });
@@ -143,16 +166,81 @@ pub fn read_outer(path: &Path) -> Result<OuterListing, ArchiveError> {
     let mut info =
         info.ok_or_else(|| ArchiveError::invalid(path, "no backup.json in the archive"))?;
     if let Some(inner) = inner {
-        if inner.offset + inner.size > size {
+        if inner
+            .offset
+            .checked_add(inner.size)
+            .is_none_or(|end| end > size)
+        {
             return Err(ArchiveError::invalid(
                 path,
-                "truncated: the Home Assistant archive runs past the end of the file",
+                "the file is truncated: the Home Assistant archive runs past its end",
             ));
         }
     }
     info.size = size;
     info.path = Some(path.to_path_buf());
     Ok(OuterListing { info, inner })
+}
+
+pub(crate) fn outer_read_error(path: &Path, e: io::Error) -> ArchiveError {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof => {
+            ArchiveError::invalid(path, "the file is truncated: it ends inside a member")
+        }
+        _ => stream_error(path, e),
+    }
+}
+
+/// Reads the current member, backup.json, refusing an implausible or cut one.
+pub(crate) fn metadata_of_member<R: Read>(
+    reader: &mut TarReader<R>,
+    size: u64,
+    path: &Path,
+) -> Result<BackupInfo, ArchiveError> {
+    if size > MAX_METADATA {
+        return Err(ArchiveError::invalid(
+            path,
+            "backup.json is implausibly large",
+        ));
+    }
+    let mut bytes = Vec::new();
+    reader
+        .data()
+        .read_to_end(&mut bytes)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => {
+                ArchiveError::invalid(path, "the file is truncated: it ends inside backup.json")
+            }
+            _ => outer_read_error(path, e),
+        })?;
+    parse_backup_json(&bytes, path)
+}
+
+/// backup.json from the first bytes of a backup's outer tar: a local file's reader, or the
+/// first bytes of a stored object (`path` names it in errors). backup.json is the first member
+/// of every Home Assistant and Supervisor backup, so nothing past it is read.
+pub fn read_backup_json<R: Read>(reader: R, path: &Path) -> Result<BackupInfo, ArchiveError> {
+    let mut reader = TarReader::new(reader);
+    for _ in 0..MEMBERS_BEFORE_METADATA {
+        let member = match reader.next_member() {
+            Ok(Some(member)) => member,
+            Ok(None) => break,
+            Err(TarError::Invalid(reason)) => {
+                return Err(ArchiveError::invalid(
+                    path,
+                    format!("not a Home Assistant backup: {reason}"),
+                ))
+            }
+            Err(TarError::Read(e)) => return Err(outer_read_error(path, e)),
+        };
+        if is_metadata(normalized(&member.name)) {
+            return metadata_of_member(&mut reader, member.size, path);
+        }
+    }
+    Err(ArchiveError::invalid(
+        path,
+        "no backup.json at the start of the archive",
+    ))
 }
 
 pub fn read_backup(path: &Path) -> Result<BackupInfo, ArchiveError> {
@@ -169,7 +257,7 @@ pub fn open_inner(path: &Path, password: Option<&str>) -> Result<Opened, Archive
     let mut inner = listing
         .inner
         .ok_or_else(|| ArchiveError::invalid(path, "no homeassistant.tar.gz in the backup"))?;
-    let mut file = File::open(path).at(path)?;
+    let (mut file, _) = open_backup(path)?;
     file.seek(SeekFrom::Start(inner.offset)).at(path)?;
     let raw = BufReader::with_capacity(1024 * 1024, file).take(inner.size);
     if !listing.info.protected {
@@ -200,19 +288,6 @@ pub(crate) fn decrypt<R: Read>(
         CryptoError::Header(e) => ArchiveError::invalid(path, e.to_string()),
         CryptoError::Corrupt(e) => ArchiveError::invalid(path, e),
     })
-}
-
-/// The SecureTar version of a protected backup's inner archive, read from its header.
-pub fn securetar_version(path: &Path) -> Result<Option<u8>, ArchiveError> {
-    let listing = read_outer(path)?;
-    let Some(inner) = listing.inner.filter(|_| listing.info.protected) else {
-        return Ok(None);
-    };
-    let mut file = File::open(path).at(path)?;
-    file.seek(SeekFrom::Start(inner.offset)).at(path)?;
-    let header = Header::read(&mut file.take(inner.size))
-        .map_err(|e| ArchiveError::invalid(path, e.to_string()))?;
-    Ok(Some(header.version()))
 }
 
 /// Whether `password` opens the backup: cheap, only the key check (an unprotected backup opens

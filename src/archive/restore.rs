@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::extract::{unpack_into, ExtractSummary};
-use super::read::open_inner;
+use super::extract::unpack_into;
+use super::policy::ExtractSummary;
 use super::{priority, read_backup, ArchiveError, CancelToken, IoContext, DATABASE_FILES};
 use crate::common::atomic::{abandoned, is_temp_name, open_entry, parent_of, try_lock, TempDir};
 
@@ -106,9 +106,15 @@ pub fn restore_into(
     let names = Names::new(config_dir, &token[..12]);
     let staging = TempDir::create(names.staging.clone()).at(config_dir)?;
     // The key derivation and extraction run in the background like any extraction.
+    // Errors name files under the config dir, never the staging dir.
     let summary = priority::run_in_background(|| {
-        let opened = open_inner(archive, options.password.as_deref())?;
-        unpack_into(archive, opened, staging.path(), cancel)
+        unpack_into(
+            archive,
+            staging.path(),
+            config_dir,
+            options.password.as_deref(),
+            cancel,
+        )
     })?;
     cancel.check()?;
     // From here on the swap is not cancelled: it takes milliseconds and must not be torn.

@@ -1,7 +1,8 @@
 //! Writes POSIX (ustar + PAX) tar headers.
 //!
 //! Python's `tarfile` and GNU tar both read this; names that do not fit ustar (longer than 100
-//! bytes or not ASCII) go into a PAX extended header, the way Python's PAX format does it.
+//! bytes or not ASCII) go into a PAX extended header, the way Python's PAX format does it: as
+//! UTF-8, or, when a name is not UTF-8, as raw bytes after a `hdrcharset=BINARY` record.
 
 pub const BLOCK: usize = 512;
 /// Python's `tarfile.RECORDSIZE`: a finished tar is padded to a multiple of it.
@@ -26,14 +27,15 @@ impl EntryType {
 
 #[derive(Debug, Clone)]
 pub struct HeaderFields<'a> {
-    pub name: &'a str,
+    /// Raw bytes: a name from disk need not be UTF-8.
+    pub name: &'a [u8],
     pub entry_type: EntryType,
     pub size: u64,
     pub mode: u32,
     pub mtime: i64,
     pub uid: u64,
     pub gid: u64,
-    pub link_name: &'a str,
+    pub link_name: &'a [u8],
 }
 
 const NAME_LEN: usize = 100;
@@ -43,35 +45,43 @@ const ID_DIGITS: usize = 7;
 /// Encodes the header blocks for one entry: an optional PAX header (with its data) then the ustar
 /// block.
 pub fn encode(fields: &HeaderFields<'_>) -> Vec<u8> {
-    let mut pax: Vec<(&str, String)> = Vec::new();
+    let mut pax: Vec<(&str, Vec<u8>)> = Vec::new();
     if needs_pax_string(fields.name, NAME_LEN) {
-        pax.push(("path", fields.name.to_string()));
+        pax.push(("path", fields.name.to_vec()));
     }
     if needs_pax_string(fields.link_name, NAME_LEN) {
-        pax.push(("linkpath", fields.link_name.to_string()));
+        pax.push(("linkpath", fields.link_name.to_vec()));
     }
     if fields.mtime < 0 || fields.mtime >= 8i64.pow(SIZE_DIGITS as u32) {
-        pax.push(("mtime", fields.mtime.to_string()));
+        pax.push(("mtime", fields.mtime.to_string().into_bytes()));
     }
     if fields.uid >= 8u64.pow(ID_DIGITS as u32) {
-        pax.push(("uid", fields.uid.to_string()));
+        pax.push(("uid", fields.uid.to_string().into_bytes()));
     }
     if fields.gid >= 8u64.pow(ID_DIGITS as u32) {
-        pax.push(("gid", fields.gid.to_string()));
+        pax.push(("gid", fields.gid.to_string().into_bytes()));
+    }
+    // Python's tarfile marks a header whose values are not all UTF-8, first thing, and then
+    // writes every value as raw bytes.
+    if pax
+        .iter()
+        .any(|(_, value)| std::str::from_utf8(value).is_err())
+    {
+        pax.insert(0, ("hdrcharset", b"BINARY".to_vec()));
     }
 
     let mut out = Vec::with_capacity(BLOCK * 3);
     if !pax.is_empty() {
         let body = pax_records(&pax);
         let pax_header = ustar_block(&HeaderFields {
-            name: "././@PaxHeader",
+            name: b"././@PaxHeader",
             entry_type: EntryType::File,
             size: body.len() as u64,
             mode: 0o644,
             mtime: 0,
             uid: 0,
             gid: 0,
-            link_name: "",
+            link_name: b"",
         });
         let mut pax_header = pax_header;
         pax_header[156] = b'x';
@@ -84,21 +94,23 @@ pub fn encode(fields: &HeaderFields<'_>) -> Vec<u8> {
     out
 }
 
-fn needs_pax_string(value: &str, limit: usize) -> bool {
+fn needs_pax_string(value: &[u8], limit: usize) -> bool {
     value.len() > limit || !value.is_ascii()
 }
 
-fn pax_records(records: &[(&str, String)]) -> Vec<u8> {
+fn pax_records(records: &[(&str, Vec<u8>)]) -> Vec<u8> {
     let mut body = Vec::new();
     for (key, value) in records {
         // The length prefix counts itself, so grow it until it is consistent.
-        let payload = format!(" {key}={value}\n");
+        let mut payload = format!(" {key}=").into_bytes();
+        payload.extend_from_slice(value);
+        payload.push(b'\n');
         let mut len = payload.len() + 1;
         while len.to_string().len() + payload.len() != len {
             len = len.to_string().len() + payload.len();
         }
         body.extend_from_slice(len.to_string().as_bytes());
-        body.extend_from_slice(payload.as_bytes());
+        body.extend_from_slice(&payload);
     }
     body
 }
@@ -140,8 +152,7 @@ fn clamp(value: u64, digits: usize) -> u64 {
 
 /// Copies an ASCII value that fits (longer or non-ASCII values are carried by PAX and only
 /// truncated here, as Python's tarfile does).
-fn put_str(field: &mut [u8], value: &str) {
-    let bytes = value.as_bytes();
+fn put_str(field: &mut [u8], bytes: &[u8]) {
     let n = bytes.len().min(field.len());
     field[..n].copy_from_slice(&bytes[..n]);
 }
@@ -191,26 +202,26 @@ mod tests {
     fn round_trips_through_the_tar_crate() {
         let long = format!("data/{}/été.txt", "x".repeat(150));
         let mut buf = encode(&HeaderFields {
-            name: &long,
+            name: long.as_bytes(),
             entry_type: EntryType::File,
             size: 3,
             mode: 0o640,
             mtime: 1_700_000_000,
             uid: 1000,
             gid: 1000,
-            link_name: "",
+            link_name: b"",
         });
         buf.extend_from_slice(b"abc");
         pad_to_block(&mut buf);
         buf.extend_from_slice(&encode(&HeaderFields {
-            name: "data/link",
+            name: b"data/link",
             entry_type: EntryType::Symlink,
             size: 0,
             mode: 0o777,
             mtime: 1,
             uid: 0,
             gid: 0,
-            link_name: "target",
+            link_name: b"target",
         }));
         buf.resize(buf.len() + trailer_len(buf.len() as u64) as usize, 0);
         assert_eq!(buf.len() as u64 % RECORD, 0);
@@ -235,14 +246,14 @@ mod tests {
     #[test]
     fn huge_sizes_keep_one_block() {
         let fields = |size| HeaderFields {
-            name: "homeassistant.tar.gz",
+            name: b"homeassistant.tar.gz",
             entry_type: EntryType::File,
             size,
             mode: 0o644,
             mtime: 1,
             uid: 0,
             gid: 0,
-            link_name: "",
+            link_name: b"",
         };
         let huge = 9 * 1024 * 1024 * 1024u64;
         let header = encode(&fields(huge));
@@ -253,7 +264,7 @@ mod tests {
 
     #[test]
     fn pax_length_prefix_counts_itself() {
-        let body = pax_records(&[("path", "a".repeat(95))]);
+        let body = pax_records(&[("path", "a".repeat(95).into_bytes())]);
         let text = String::from_utf8(body).unwrap();
         let (len, _) = text.split_once(' ').unwrap();
         assert_eq!(len.parse::<usize>().unwrap(), text.len());

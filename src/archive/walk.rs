@@ -1,8 +1,8 @@
 //! Lists what goes into a backup: the config dir, depth first, names sorted, excludes applied.
 
-use std::ffi::OsStr;
 use std::fs;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
@@ -18,8 +18,9 @@ pub enum EntryKind {
 
 #[derive(Debug, Clone)]
 pub struct WalkEntry {
-    /// `/`-separated path inside the config dir; empty for the config dir itself.
-    pub relative: String,
+    /// `/`-separated path inside the config dir, raw bytes (names need not be UTF-8, as in
+    /// Home Assistant's own backups); empty for the config dir itself.
+    pub relative: Vec<u8>,
     pub full: PathBuf,
     pub kind: EntryKind,
 }
@@ -41,24 +42,24 @@ pub fn walk(config_dir: &Path, excludes: &Excludes) -> Result<WalkResult, Archiv
     }
     let mut result = WalkResult::default();
     result.entries.push(WalkEntry {
-        relative: String::new(),
+        relative: Vec::new(),
         full: config_dir.to_path_buf(),
         kind: EntryKind::Directory,
     });
-    walk_dir(config_dir, "", excludes, &mut result)?;
+    walk_dir(config_dir, b"", excludes, &mut result)?;
     Ok(result)
 }
 
 fn walk_dir(
     dir: &Path,
-    relative: &str,
+    relative: &[u8],
     excludes: &Excludes,
     out: &mut WalkResult,
 ) -> Result<(), ArchiveError> {
     let reader = match fs::read_dir(dir) {
         Ok(r) => r,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            log::warn!(target: "habackup.archive", "{} vanished while it was backed up; skipped", dir.display());
+            log::warn!(target: "habackup.archive", "{} vanished while it was backed up; skipped", crate::common::text::path(dir));
             return Ok(());
         }
         Err(e) => return Err(ArchiveError::io(dir, e)),
@@ -71,24 +72,27 @@ fn walk_dir(
     children.sort();
     for name in children {
         let full = dir.join(&name);
-        let Some(name) = name.to_str() else {
-            log::warn!(target: "habackup.archive", "{} has a name that is not UTF-8; skipped", full.display());
-            continue;
-        };
-        let child = if relative.is_empty() {
-            name.to_string()
-        } else {
-            format!("{relative}/{name}")
-        };
-        // habackup's own temp entries (a restore's staging dir, a backup being written) are
-        // never part of a backup, whatever the excludes say.
-        if excludes.is_excluded(&child) || is_temp_name(OsStr::new(name)) {
+        let mut child = relative.to_vec();
+        if !child.is_empty() {
+            child.push(b'/');
+        }
+        child.extend_from_slice(name.as_bytes());
+        // Patterns are text: a name that is not UTF-8 is matched with its bad bytes replaced, so
+        // `*.log` still matches it and a literal segment never does. habackup's own temp entries
+        // (a restore's staging dir, a backup being written) are never part of a backup, whatever
+        // the excludes say.
+        if excludes.is_excluded(&String::from_utf8_lossy(&child)) || is_temp_name(&name) {
             continue;
         }
         let meta = match fs::symlink_metadata(&full) {
             Ok(m) => m,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                log::warn!(target: "habackup.archive", "{} vanished while it was backed up; skipped", full.display());
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) =>
+            {
+                log::warn!(target: "habackup.archive", "{} vanished while it was backed up; skipped", crate::common::text::path(&full));
                 continue;
             }
             Err(e) => return Err(ArchiveError::io(&full, e)),
@@ -109,7 +113,7 @@ fn walk_dir(
             } else {
                 "device node"
             };
-            log::warn!(target: "habackup.archive", "{} is a {what}; not backed up", full.display());
+            log::warn!(target: "habackup.archive", "{} is a {what}; not backed up", crate::common::text::path(&full));
             continue;
         };
         out.entries.push(WalkEntry {

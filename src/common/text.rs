@@ -1,46 +1,80 @@
 //! Text that came from users or files, made safe to show: backup names, paths, header bytes and
 //! agents' error texts reach terminals and log files, where a newline forges a line and an escape
-//! sequence rewrites the screen.
+//! sequence rewrites the screen. And I/O errors as plain sentences.
 
-/// `text` with every control character written out (`\n`, `\t`, `\r`, `\x1b`, `\x85`) and the
-/// bidirectional overrides that reorder what a terminal shows (`\u202e`), the way Python's
-/// `repr` writes them. Everything else, non-ASCII included, stays as it is; a backslash is not
+use std::fmt::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+/// `bytes` as text: valid UTF-8 kept (accents and all); control characters written out the way
+/// Python's `repr` writes them (`\n`, `\t`, `\r`, `\x1b`, `\x85`); characters that reorder or
+/// hide text on a terminal as `\u202e`; bytes that are not UTF-8 as `\xff`. A backslash is not
 /// doubled, so escaping twice changes nothing. `habackup._cli.output.clean` is the same rule for
 /// the command line's own output.
-pub fn escape(text: &str) -> String {
-    if !text.chars().any(needs_escape) {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if needs_escape(c) && (c as u32) < 0x100 => {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            }
-            c if needs_escape(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
+pub fn escaped(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    push_escaped(&mut out, bytes, false);
     out
 }
 
-/// Bytes of unknown encoding (a tar header's, a file name's): invalid UTF-8 becomes U+FFFD,
-/// then [`escape`].
-pub fn escape_bytes(bytes: &[u8]) -> String {
-    escape(&String::from_utf8_lossy(bytes))
+/// [`escaped`] for text already in a `str`.
+pub fn escape(text: &str) -> String {
+    if !text.chars().any(|c| c.is_control() || invisible(c)) {
+        return text.to_string();
+    }
+    escaped(text.as_bytes())
 }
 
-fn needs_escape(c: char) -> bool {
-    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+/// [`escaped`] in double quotes, with `"` and `\` escaped too: for names inside a sentence.
+pub fn quoted(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    push_escaped(&mut out, bytes, true);
+    out.push('"');
+    out
+}
+
+/// A path for a message or a log line.
+pub fn path(path: &Path) -> String {
+    escaped(path.as_os_str().as_bytes())
+}
+
+fn push_escaped(out: &mut String, bytes: &[u8], quoting: bool) {
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '"' | '\\' if quoting => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if (c.is_control() || invisible(c)) && (c as u32) < 0x100 => {
+                    let _ = write!(out, "\\x{:02x}", c as u32);
+                }
+                c if c.is_control() || invisible(c) => {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+}
+
+/// Formatting characters that reorder or hide text on a terminal (bidi overrides and isolates,
+/// zero-width characters, line and paragraph separators, the byte-order mark).
+fn invisible(c: char) -> bool {
+    matches!(c as u32, 0x200b..=0x200f | 0x2028..=0x202e | 0x2060..=0x2069 | 0xfeff)
 }
 
 /// An I/O error as people read it: the system's text without Rust's ` (os error N)` tail
-/// (`Permission denied`, not `Permission denied (os error 13)`).
+/// (`Permission denied`, not `Permission denied (os error 13)`), escaped.
 pub fn io_text(err: &std::io::Error) -> String {
-    without_os_error(&err.to_string())
+    escape(&without_os_error(&err.to_string()))
 }
 
 /// Drops every ` (os error N)` from a message (an error chain may quote several).
@@ -80,8 +114,11 @@ mod tests {
     }
 
     #[test]
-    fn invalid_utf8_becomes_the_replacement_character() {
-        assert_eq!(escape_bytes(b"ok\xff\x1b"), "ok\u{fffd}\\x1b");
+    fn bytes_that_are_not_utf8_are_written_out() {
+        assert_eq!(escaped(b"data/\xc3\xa9t\xc3\xa9.yaml"), "data/été.yaml");
+        assert_eq!(escaped(b"bad\xff\xfe\x1b"), "bad\\xff\\xfe\\x1b");
+        assert_eq!(quoted(b"say \"hi\" \\o/"), "\"say \\\"hi\\\" \\\\o/\"");
+        assert_eq!(escaped(b"plain \\ path"), "plain \\ path");
     }
 
     #[test]

@@ -198,13 +198,24 @@ pub fn validate_password(py: Python<'_>, path: PathBuf, password: String) -> PyR
     Ok(py.detach(|| archive::validate_password(&path, &password))?)
 }
 
-fn report_dict(report: VerifyReport) -> HashMap<&'static str, Option<u64>> {
-    HashMap::from([
-        ("members", Some(report.members)),
-        ("bytes", Some(report.bytes)),
-        ("protected", Some(u64::from(report.protected))),
-        ("securetar_version", report.securetar_version.map(u64::from)),
-    ])
+/// `verify_archive`'s result, a dict on the Python side (`habackup.VerifyReport`).
+#[derive(IntoPyObject)]
+pub struct VerifyDict {
+    members: u64,
+    bytes: u64,
+    protected: bool,
+    securetar_version: Option<u8>,
+    warnings: Vec<String>,
+}
+
+fn report_dict(report: VerifyReport) -> VerifyDict {
+    VerifyDict {
+        members: report.members,
+        bytes: report.bytes,
+        protected: report.protected,
+        securetar_version: report.securetar_version,
+        warnings: report.warnings,
+    }
 }
 
 #[pyfunction]
@@ -213,7 +224,7 @@ pub fn verify_archive(
     py: Python<'_>,
     path: PathBuf,
     password: Option<String>,
-) -> PyResult<HashMap<&'static str, Option<u64>>> {
+) -> PyResult<VerifyDict> {
     run_interruptible(py, move |cancel| {
         archive::verify_archive(&path, password.as_deref(), &cancel).map(report_dict)
     })

@@ -114,8 +114,10 @@ def verify(args: argparse.Namespace) -> int:
     password = read_password(args)
     with terminal_progress("verify") as progress, FileReadWatcher(progress, args.file):
         report = _archive.verify_archive(args.file, password=password)
+    for message in report["warnings"]:
+        warn(f"{args.file}: {message}")
     if args.json:
-        emit_json({**report, "protected": bool(report["protected"]), "path": args.file})
+        emit_json({**report, "path": args.file})
     else:
         version = report["securetar_version"]
         protection = f"protected (securetar v{version})" if report["protected"] else "not protected"
