@@ -33,7 +33,7 @@ from .errors import (
     UnsupportedBackupError,
 )
 from .manager import BackupManager
-from .models import BackupSyncMetadata, SyncedBackup
+from .models import AddonMetadata, BackupSyncMetadata, SyncedBackup
 from .object_store import ObjectStoreBackupSyncAgent
 
 # No engine thread may be inside a Python call when the interpreter starts finalizing.
@@ -41,6 +41,7 @@ atexit.register(_core.wait_for_idle, 5.0)
 
 __all__ = [
     "DEFAULT_EXCLUDES",
+    "AddonMetadata",
     "ArchiveError",
     "Backup",
     "BackupAgentConfigError",
