@@ -30,7 +30,7 @@ for version in "${versions[@]}"; do
     status=0
     scripts/ha-env/run-version.sh "$version" "$@" 2>&1 | tee "$logs/$version" || status=$?
     # pytest's closing line ("== 14 passed in 40.2s =="), or the set-up's last words.
-    result=$(grep -E '^=+ .*(passed|failed|error|skipped|no tests ran).* =+$' "$logs/$version" | tail -1 | tr -d '=' | xargs || true)
+    result=$(grep -E '^=* ?[0-9]+ (passed|failed|errors?|skipped)|no tests ran' "$logs/$version" | tail -1 | tr -d '=' | xargs || true)
     [[ -n $result ]] || result="set-up failed: $(grep -v '^\s*$' "$logs/$version" | tail -1)"
     ((status == 0)) || failed=1
     summary+=("$(printf '  HA %-10s %s  %s (%d s in all)' "$version" "$( ((status == 0)) && echo ok || echo FAILED)" "$result" $((SECONDS - start)))")

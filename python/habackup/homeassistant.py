@@ -230,12 +230,14 @@ class HabackupBackupAgent(BackupAgent):  # type: ignore[misc, unused-ignore]
     ) -> None:
         """Spool the stream to a temp file, then let the sync agent upload that file."""
         reports_progress = bool(getattr(self.sync_agent, "accepts_upload_progress", False))
-        path = await self._new_temp_path()
+        with self._temp_file_errors("upload"):
+            path = await self._new_temp_path()
         try:
             stream = await open_stream()
             try:
                 spool_progress = None if reports_progress else on_progress
-                size, sha256 = await self._spool(stream, path, spool_progress)
+                with self._temp_file_errors("upload"):
+                    size, sha256 = await self._spool(stream, path, spool_progress)
             finally:
                 # Home Assistant 2026.11 closes the streams it handed out; older ones leave a
                 # half-read stream (a failed spool) to the garbage collector.
@@ -266,10 +268,12 @@ class HabackupBackupAgent(BackupAgent):  # type: ignore[misc, unused-ignore]
         The temp file is unlinked as soon as it is open, so nothing is left behind even when the
         caller never finishes (or never starts) reading.
         """
-        path = await self._new_temp_path()
+        with self._temp_file_errors("download"):
+            path = await self._new_temp_path()
         try:
             await self.sync_agent.async_download_backup(id=sync_id, path=path)
-            file = await self.hass.async_add_executor_job(_open_then_unlink, path)
+            with self._temp_file_errors("download"):
+                file = await self.hass.async_add_executor_job(_open_then_unlink, path)
         except BaseException:
             await self._off_loop_cleanup(path.unlink, True)
             raise
@@ -319,11 +323,11 @@ class HabackupBackupAgent(BackupAgent):  # type: ignore[misc, unused-ignore]
         except TimeoutError as err:  # before OSError, its base class
             raise HassBackupAgentError(f"{self.sync_agent.name}: {action} timed out") from err
         except OSError as err:
-            # A full or read-only disk, a permission: name the folder, not our temp file.
+            # The sync agent's: a full or read-only disk, a permission. Its file, if it names
+            # one (the temp file we gave it is named by its folder).
             where = _folder_of(err, self.temp_dir)
-            reason = err.strerror or str(err) or type(err).__name__
             raise HassBackupAgentError(
-                f"{self.sync_agent.name}: {action} failed: {reason}"
+                f"{self.sync_agent.name}: {action} failed: {_reason(err)}"
                 + (f" ({where})" if where else "")
             ) from err
         except Exception as err:
@@ -331,6 +335,17 @@ class HabackupBackupAgent(BackupAgent):  # type: ignore[misc, unused-ignore]
             _LOGGER.exception("Unexpected error in %r during %s", self.sync_agent, action)
             raise HassBackupAgentError(
                 f"{self.sync_agent.name}: {action} failed: {type(err).__name__}: {err}"
+            ) from err
+
+    @contextmanager
+    def _temp_file_errors(self, action: str) -> Iterator[None]:
+        """The adapter's own temp files: a full disk there is named by the folder."""
+        try:
+            yield
+        except OSError as err:
+            raise HassBackupAgentError(
+                f"{self.sync_agent.name}: {action} failed: {_reason(err)} "
+                f"(temp files in {self.temp_dir})"
             ) from err
 
     async def _new_temp_path(self) -> Path:
@@ -381,7 +396,7 @@ class HabackupBackupAgent(BackupAgent):  # type: ignore[misc, unused-ignore]
 
     async def _read_chunks(self, file: IO[bytes]) -> AsyncIterator[bytes]:
         try:
-            with self._hass_errors("download"):
+            with self._hass_errors("download"), self._temp_file_errors("download"):
                 while chunk := await self.hass.async_add_executor_job(file.read, READ_CHUNK_SIZE):
                     yield chunk
         finally:
@@ -522,6 +537,10 @@ def _agent_backup(synced: SyncedBackup) -> AgentBackup:
         protected=synced.protected,
         size=synced.size,
     )
+
+
+def _reason(err: OSError) -> str:
+    return err.strerror or str(err) or type(err).__name__
 
 
 def _folder_of(err: OSError, temp_dir: Path) -> str | None:
