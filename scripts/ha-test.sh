@@ -21,6 +21,9 @@ if [[ ${versions[*]} == none ]]; then
     exit 0
 fi
 
+say "Home Assistant ${versions[*]}: what is missing is built once per machine and cached in $HA_CACHE"
+say "(Python 3.13.5 from source ~10 min, a Debian chroot with Python 3.14 ~1.5 min, a venv per release ~2 min)."
+
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 summary=()

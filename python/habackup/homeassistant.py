@@ -28,7 +28,7 @@ import hashlib
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
@@ -230,19 +230,16 @@ class HabackupBackupAgent(BackupAgent):  # type: ignore[misc, unused-ignore]
     ) -> None:
         """Spool the stream to a temp file, then let the sync agent upload that file."""
         reports_progress = bool(getattr(self.sync_agent, "accepts_upload_progress", False))
-        with self._temp_file_errors("upload"):
-            path = await self._new_temp_path()
+        path = await self._temp_io("upload", self._new_temp_path())
         try:
             stream = await open_stream()
             try:
                 spool_progress = None if reports_progress else on_progress
-                with self._temp_file_errors("upload"):
-                    size, sha256 = await self._spool(stream, path, spool_progress)
+                size, sha256 = await self._spool(stream, path, spool_progress)
             finally:
                 # Home Assistant 2026.11 closes the streams it handed out; older ones leave a
                 # half-read stream (a failed spool) to the garbage collector.
-                if (aclose := getattr(stream, "aclose", None)) is not None:
-                    await aclose()
+                await _close_stream(stream)
             if size != backup.size:
                 raise HassBackupAgentError(
                     f"Backup {backup.backup_id}: Home Assistant announced {backup.size} bytes "
@@ -268,12 +265,11 @@ class HabackupBackupAgent(BackupAgent):  # type: ignore[misc, unused-ignore]
         The temp file is unlinked as soon as it is open, so nothing is left behind even when the
         caller never finishes (or never starts) reading.
         """
-        with self._temp_file_errors("download"):
-            path = await self._new_temp_path()
+        path = await self._temp_io("download", self._new_temp_path())
         try:
             await self.sync_agent.async_download_backup(id=sync_id, path=path)
-            with self._temp_file_errors("download"):
-                file = await self.hass.async_add_executor_job(_open_then_unlink, path)
+            opening = self.hass.async_add_executor_job(_open_then_unlink, path)
+            file = await self._temp_io("download", opening)
         except BaseException:
             await self._off_loop_cleanup(path.unlink, True)
             raise
@@ -337,11 +333,11 @@ class HabackupBackupAgent(BackupAgent):  # type: ignore[misc, unused-ignore]
                 f"{self.sync_agent.name}: {action} failed: {type(err).__name__}: {err}"
             ) from err
 
-    @contextmanager
-    def _temp_file_errors(self, action: str) -> Iterator[None]:
-        """The adapter's own temp files: a full disk there is named by the folder."""
+    async def _temp_io(self, action: str, io: Awaitable[_T]) -> _T:
+        """Await file I/O on the adapter's own temp files: a full disk there is named by the
+        folder (a failing write names no file)."""
         try:
-            yield
+            return await io
         except OSError as err:
             raise HassBackupAgentError(
                 f"{self.sync_agent.name}: {action} failed: {_reason(err)} "
@@ -358,33 +354,34 @@ class HabackupBackupAgent(BackupAgent):  # type: ignore[misc, unused-ignore]
     ) -> tuple[int, str]:
         """Write ``stream`` to ``path`` off the loop; return its size and sha256."""
         run = self.hass.async_add_executor_job
-        file = await run(_create_file, path)
+        file = await self._temp_io("upload", run(_create_file, path))
         digest = hashlib.sha256()
         size = 0
         # One write job in flight while the loop gathers the next batch: reading the stream and
-        # writing the disk overlap, and memory stays near two batches.
+        # writing the disk overlap, and memory stays near two batches. Writes are awaited
+        # shielded: a cancelled upload must not mark a write done while it still runs.
         writing: asyncio.Future[None] | None = None
         try:
             batch: list[bytes] = []
             batched = 0
-            async for chunk in stream:
+            async for chunk in stream:  # Home Assistant's errors pass as they are
                 batch.append(chunk)
                 batched += len(chunk)
                 if batched >= WRITE_BATCH_SIZE:
                     if writing is not None:
-                        await writing
+                        await self._temp_io("upload", asyncio.shield(writing))
                         if on_progress is not None:
                             on_progress(bytes_uploaded=size)
                     writing = run(_write_batch, file, digest, batch)
                     size += batched
                     batch, batched = [], 0
             if writing is not None:
-                await writing
+                await self._temp_io("upload", asyncio.shield(writing))
             writing = run(_write_batch, file, digest, batch)
-            await writing
+            await self._temp_io("upload", asyncio.shield(writing))
             size += batched
             # Data on the disk before the sync agent reads the name: a full disk shows here.
-            await run(_flush, file)
+            await self._temp_io("upload", run(_flush, file))
         finally:
             if writing is not None:
                 # Never close the file under a running write (cancellation, a failed stream);
@@ -395,9 +392,10 @@ class HabackupBackupAgent(BackupAgent):  # type: ignore[misc, unused-ignore]
         return size, digest.hexdigest()
 
     async def _read_chunks(self, file: IO[bytes]) -> AsyncIterator[bytes]:
+        read = self.hass.async_add_executor_job
         try:
-            with self._hass_errors("download"), self._temp_file_errors("download"):
-                while chunk := await self.hass.async_add_executor_job(file.read, READ_CHUNK_SIZE):
+            with self._hass_errors("download"):
+                while chunk := await self._temp_io("download", read(file.read, READ_CHUNK_SIZE)):
                     yield chunk
         finally:
             await self._off_loop_cleanup(file.close)
@@ -537,6 +535,16 @@ def _agent_backup(synced: SyncedBackup) -> AgentBackup:
         protected=synced.protected,
         size=synced.size,
     )
+
+
+async def _close_stream(stream: AsyncIterator[bytes]) -> None:
+    """Close a stream of Home Assistant's if it can be closed; its errors are not ours."""
+    if (aclose := getattr(stream, "aclose", None)) is None:
+        return
+    try:
+        await aclose()
+    except Exception:
+        _LOGGER.debug("Error closing %r", stream, exc_info=True)
 
 
 def _reason(err: OSError) -> str:

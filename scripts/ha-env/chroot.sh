@@ -6,7 +6,7 @@
 #
 # Debian's python3.14 binaries need a newer glibc than this machine's, and python.org is out of
 # reach, so the interpreter comes with its own Debian: debootstrap (minbase) of forky, which
-# is steadier than sid, about 3 minutes once per machine, cached in $HABACKUP_CACHE. `run`
+# is steadier than sid, about 1.5 minutes once per machine, cached in $HABACKUP_CACHE. `run`
 # works in a private mount namespace: /proc, /dev and DIR (bind-mounted at the same path, so
 # paths in .pth files and pytest's output match the host's) are unmounted by a trap, and even a
 # killed run leaves no mount behind. habackup's extension is abi3: the one built on the host
@@ -49,7 +49,7 @@ build() {
     need_root "debootstrap"
     lock "$NAME"
     [[ -f $ROOT/$HA_STAMP ]] && return 0 # built by another run while we waited
-    step "building a Debian $SUITE chroot with Python 3.14 for Home Assistant 2026.10 (about 3 minutes, once per machine)"
+    step "building a Debian $SUITE chroot with Python 3.14 for Home Assistant 2026.3 and newer (about 1.5 minutes, once per machine)"
     say "    in $ROOT"
     remove_entry "$ROOT"
     local partial=$ROOT.partial script=()

@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
-# Usage: scripts/ha-env/python.sh MIN_VERSION
+# Usage: scripts/ha-env/python.sh MIN_VERSION [FOR_WHAT]
 #
 # Prints the path of a CPython of MIN_VERSION's series (3.13) no older than MIN_VERSION, the
 # oldest one found: pyenv's versions, then python3.13 on PATH. When there is none, builds
-# Python 3.13.5 with pyenv, once per machine (about 9 minutes on 2 cores). python.org is out of
+# Python 3.13.5 with pyenv, once per machine (9 to 12 minutes on 2 cores). python.org is out of
 # reach here, so the source comes from Debian trixie, whose python3.13_3.13.5.orig.tar.xz is
 # byte-identical to python.org's Python-3.13.5.tar.xz (pyenv checks the same sha256). It is
 # fetched with a private apt state in a temp dir: the system's apt config is never touched.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-MIN=${1:?usage: python.sh MIN_VERSION (e.g. 3.13.2)}
+MIN=${1:?usage: python.sh MIN_VERSION [FOR_WHAT] (e.g. 3.13.2 "for Home Assistant 2026.2.3")}
+FOR_WHAT=${2:-}
 SERIES=${MIN%.*}
 BUILD_VERSION=3.13.5
 BUILD_SHA256=93e583f243454e6e9e4588ca2c2662206ad961659863277afcdb96801647d640
@@ -86,7 +87,7 @@ build_python() {
     if micro_of "$prefix/bin/python$SERIES" >/dev/null; then
         return 0 # another run built it while we waited for the lock
     fi
-    step "building Python $BUILD_VERSION from source with pyenv (about 9 minutes, once per machine)"
+    step "building Python $BUILD_VERSION from source${FOR_WHAT:+ $FOR_WHAT} with pyenv (9 to 12 minutes, once per machine)"
     local cache tarball
     cache=$(pyenv root)/cache
     tarball=$cache/Python-$BUILD_VERSION.tar.xz

@@ -30,7 +30,7 @@ if [[ $PYTHON_MIN == 3.14.* ]]; then
     VENVS=/opt/habackup-venvs # inside the chroot
 else
     ROOT=''
-    PYTHON=$(scripts/ha-env/python.sh "$PYTHON_MIN")
+    PYTHON=$(scripts/ha-env/python.sh "$PYTHON_MIN" "for Home Assistant $VERSION")
     # Tests may mount a small tmpfs (disk full): in a mount namespace of their own it can never
     # outlive the run. Without root, a user namespace grants the mount.
     if [[ $(id -u) == 0 ]]; then
