@@ -3,7 +3,7 @@
 # Home Assistant release the project supports testing:
 #
 #   HA 2025.4.4   Python 3.13.0 (pyenv)
-#   HA 2026.2.3   Python 3.13.5 (pyenv; built from source once per machine, ~9 min)
+#   HA 2026.2.3   Python 3.13.5 (pyenv; built from source once per machine, 9-12 min)
 #   HA 2026.10.4  Python 3.14   (a Debian forky chroot, built once per machine, ~3 min; root)
 #
 # HABACKUP_HA_VERSIONS picks some ("2026.10.4", "2025.4.4 2026.10.4"; "none" runs nothing and

@@ -49,7 +49,7 @@ _import_error: ImportError | None = None
 if TYPE_CHECKING:
     from _hashlib import HASH
 
-    # Home Assistant needs Python 3.13 and is not in the main test venv: there its names are Any
+    # Home Assistant needs Python 3.13+ and is not in the main test venv: there its names are Any
     # (hence the ignores, silent where it is installed). tests/homeassistant runs the real thing.
     from homeassistant.components.backup import (  # type: ignore[import-not-found, unused-ignore]
         AddonInfo,

@@ -1,8 +1,8 @@
 """Fixtures for the tests that run habackup's agents under Home Assistant's own backup manager.
 
-These need Home Assistant (Python 3.13) and pytest-homeassistant-custom-component, so they run in
-their own virtualenv: ``scripts/ha-test.sh``. pytest puts this directory on sys.path, which is how
-Home Assistant finds ``custom_components/habackup_test``.
+These need Home Assistant (Python 3.13 or 3.14) and pytest-homeassistant-custom-component, so they
+run in a virtualenv per Home Assistant release: ``scripts/ha-test.sh``. pytest puts this directory
+on sys.path, which is how Home Assistant finds ``custom_components/habackup_test``.
 """
 
 from __future__ import annotations
