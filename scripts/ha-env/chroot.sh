@@ -65,6 +65,7 @@ build() {
         || die "the chroot's python3.14 is older than 3.14.2"
     touch "$partial/$HA_STAMP"
     mv "$partial" "$ROOT"
+    unlock
 }
 
 ensure() {
@@ -77,8 +78,11 @@ run() {
     shift
     need_root "chroot"
     ensure
-    cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
-    cp "$CA_BUNDLE" "$ROOT$CA_BUNDLE"
+    # Refreshed on every run (the host's may change), atomically: another run may be reading.
+    local file
+    for file in /etc/resolv.conf "$CA_BUNDLE"; do
+        cp "$file" "$ROOT$file.$$" && mv "$ROOT$file.$$" "$ROOT$file"
+    done
     mkdir -p "$ROOT$dir"
     # PIP_FIND_LINKS names a host folder; PATH is the chroot's own.
     unshare --mount --propagation private -- bash -euo pipefail -c '
