@@ -19,8 +19,8 @@ from helpers import inner_member_names, make_config_dir
 
 import habackup
 
-# tests/homeassistant needs Home Assistant, which needs Python 3.13: it runs in a venv of its own
-# (scripts/ha-test.sh), the one where pytest-homeassistant-custom-component is installed.
+# tests/homeassistant needs Home Assistant, which needs Python 3.13+: it runs in venvs of its own
+# (scripts/ha-test.sh), where pytest-homeassistant-custom-component is installed.
 collect_ignore = (
     [] if importlib.util.find_spec("pytest_homeassistant_custom_component") else ["homeassistant"]
 )

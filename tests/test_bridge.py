@@ -168,6 +168,9 @@ def test_synced_backup_model() -> None:
         "sha256": None,
         "homeassistant_version": None,
         "database_included": True,
+        "homeassistant_included": True,
+        "addons": [],
+        "folders": [],
         "extra_metadata": {},
     }
     c = SyncedBackup(

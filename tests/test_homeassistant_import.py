@@ -11,7 +11,7 @@ import sys
 import pytest
 
 import habackup
-from habackup.homeassistant import HabackupBackupAgent
+from habackup.homeassistant import BackupAgentListeners, HabackupBackupAgent
 
 
 def _home_assistant_installed() -> bool:
@@ -37,5 +37,7 @@ def test_import_habackup_leaves_home_assistant_alone() -> None:
 
 def test_constructing_the_agent_needs_home_assistant() -> None:
     agent = habackup.ObjectStoreBackupSyncAgent("store", "memory://")
-    with pytest.raises(ImportError, match=r"needs Home Assistant 2025\.1 or newer"):
+    with pytest.raises(ImportError, match=r"needs Home Assistant 2025\.4 or newer"):
         HabackupBackupAgent(object(), agent, domain="test")  # type: ignore[arg-type]
+    with pytest.raises(ImportError, match=r"needs Home Assistant 2025\.4 or newer"):
+        BackupAgentListeners("test")

@@ -47,6 +47,7 @@ from .errors import (
 )
 from .manager import BackupManager
 from .models import (
+    AddonMetadata,
     BackupSyncMetadata,
     CreateOptions,
     KeptBackup,
@@ -63,6 +64,7 @@ atexit.register(_core.wait_for_idle, 5.0)
 
 __all__ = [
     "DEFAULT_EXCLUDES",
+    "AddonMetadata",
     "ArchiveError",
     "Backup",
     "BackupAgentConfigError",

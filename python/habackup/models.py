@@ -2,7 +2,15 @@
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, NotRequired, Required, TypedDict
+from typing import Any, NotRequired, Required, Self, TypedDict
+
+
+class AddonMetadata(TypedDict):
+    """One add-on in a backup, as backup.json's ``addons`` lists it (Supervisor backups)."""
+
+    name: str | None
+    slug: str
+    version: str | None
 
 
 class BackupSyncMetadata(TypedDict):
@@ -21,6 +29,12 @@ class BackupSyncMetadata(TypedDict):
     sha256: str
     """Hex digest of the whole backup file."""
     database_included: NotRequired[bool]
+    homeassistant_included: NotRequired[bool]
+    """Whether Home Assistant's own config is in the backup (a Supervisor backup may hold only
+    add-ons or folders)."""
+    addons: NotRequired[list[AddonMetadata]]
+    folders: NotRequired[list[str]]
+    """Supervisor folders in the backup: ``share``, ``addons/local``, ``ssl``, ``media``."""
     extra: NotRequired[dict[str, Any]]
     """backup.json's ``extra`` (Home Assistant keeps ``instance_id`` and
     ``with_automatic_settings`` there)."""
@@ -52,7 +66,14 @@ class SyncedBackup:
     - ``sha256``: hex digest of the whole file, when the agent keeps one
     - ``homeassistant_version``: the version that made it, when known
     - ``database_included``: whether the recorder database is in it
+    - ``homeassistant_included``: whether Home Assistant's own config is in it
+    - ``addons``: the add-ons in it (``AddonMetadata`` mappings: name, slug, version)
+    - ``folders``: the Supervisor folders in it
     - ``extra_metadata``: backup.json's ``extra`` as the agent stored it
+
+    An agent that stores the ``BackupSyncMetadata`` it was given and builds this from it
+    (:meth:`from_metadata`) gives Home Assistant back exactly what it uploaded. Every field after
+    ``size`` has a default, so listings written before a field existed still work.
     """
 
     id: str
@@ -64,12 +85,45 @@ class SyncedBackup:
     sha256: str | None = None
     homeassistant_version: str | None = None
     database_included: bool = True
-    # Left out of the hash: a mapping is not hashable, and the other fields identify a copy.
+    homeassistant_included: bool = True
+    # Left out of the hash: mappings are not hashable, and the other fields identify a copy.
+    addons: Sequence[Mapping[str, Any]] = field(default=(), hash=False)
+    folders: tuple[str, ...] = ()
     extra_metadata: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+    @classmethod
+    def from_metadata(cls, metadata: Mapping[str, Any], *, id: str | None = None) -> Self:
+        """The backup a stored ``BackupSyncMetadata`` describes; ``id`` defaults to its slug.
+
+        What an agent that keeps the metadata it was given returns from its listing. Keys that
+        metadata stored by an older version lacks take what Home Assistant would read from
+        such a backup; malformed add-on and folder entries are left out.
+        """
+        slug = str(metadata["slug"])
+        version = metadata.get("homeassistant")
+        extra = metadata.get("extra")
+        sha256 = metadata.get("sha256")
+        return cls(
+            id=slug if id is None else id,
+            slug=slug,
+            name=str(metadata.get("name", "")),
+            date=str(metadata.get("date", "")),
+            size=int(metadata.get("size", 0)),
+            protected=bool(metadata.get("protected", False)),
+            sha256=str(sha256) if sha256 else None,
+            homeassistant_version=str(version) if version else None,
+            database_included=bool(metadata.get("database_included", True)),
+            homeassistant_included=bool(metadata.get("homeassistant_included", bool(version))),
+            addons=_addons(metadata.get("addons")),
+            folders=tuple(f for f in metadata.get("folders") or () if isinstance(f, str)),
+            extra_metadata=dict(extra) if isinstance(extra, Mapping) else {},
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         data = asdict(self)
+        data["addons"] = [dict(addon) for addon in self.addons]
+        data["folders"] = list(self.folders)
         data["extra_metadata"] = dict(self.extra_metadata)
         return data
 
@@ -174,7 +228,27 @@ class PrunePlan:
         }
 
 
+def _addons(value: Any) -> tuple[AddonMetadata, ...]:
+    """The well-formed entries of a stored ``addons`` list (a slug at least)."""
+    if not isinstance(value, list | tuple):
+        return ()
+    return tuple(
+        AddonMetadata(
+            name=_text_or_none(addon.get("name")),
+            slug=addon["slug"],
+            version=_text_or_none(addon.get("version")),
+        )
+        for addon in value
+        if isinstance(addon, Mapping) and isinstance(addon.get("slug"), str)
+    )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 __all__ = [
+    "AddonMetadata",
     "BackupSyncMetadata",
     "CreateOptions",
     "KeptBackup",

@@ -169,21 +169,8 @@ class ObjectStoreBackupSyncAgent(BackupSyncAgent):
 
 
 def _synced(item: Mapping[str, Any]) -> SyncedBackup:
-    slug = str(item["slug"])
-    extra = item.get("extra")
-    version = item.get("homeassistant")
-    return SyncedBackup(
-        id=slug,
-        slug=slug,
-        name=str(item.get("name", "")),
-        date=str(item.get("date", "")),
-        size=int(item.get("size", 0)),
-        protected=bool(item.get("protected", False)),
-        sha256=item.get("sha256"),
-        homeassistant_version=str(version) if version else None,
-        database_included=bool(item.get("database_included", True)),
-        extra_metadata=dict(extra) if isinstance(extra, Mapping) else {},
-    )
+    # A sidecar, or a .tar's own backup.json; either way the copy's id is its slug.
+    return SyncedBackup.from_metadata(item)
 
 
 __all__ = ["ObjectStoreBackupSyncAgent"]

@@ -1,13 +1,14 @@
 """Fixtures for the tests that run habackup's agents under Home Assistant's own backup manager.
 
-These need Home Assistant (Python 3.13) and pytest-homeassistant-custom-component, so they run in
-their own virtualenv: ``scripts/ha-test.sh``. pytest puts this directory on sys.path, which is how
-Home Assistant finds ``custom_components/habackup_test``.
+These need Home Assistant (Python 3.13 or 3.14) and pytest-homeassistant-custom-component, so they
+run in a virtualenv per Home Assistant release: ``scripts/ha-test.sh``. pytest puts this directory
+on sys.path, which is how Home Assistant finds ``custom_components/habackup_test``.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import subprocess
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from unittest.mock import patch
 
@@ -60,3 +61,23 @@ async def blocking_io_detection(
         if "Detected blocking call" in record.getMessage()
     ]
     assert not blocked, "\n\n".join(blocked)
+
+
+@pytest.fixture
+def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs: a disk that fills up. scripts/ha-test.sh runs pytest in a mount namespace
+    of its own (as root, or as root of a user namespace), so the mount cannot outlive the run."""
+    mount_point = tmp_path / "tmpfs"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "habackup-test", str(mount_point)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs (run through scripts/ha-test.sh): {mounted.stderr}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", str(mount_point)], check=True)

@@ -11,139 +11,37 @@ import asyncio
 import hashlib
 import json
 import random
-import shutil
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
-from custom_components.habackup_test import DOMAIN
+from hahelpers import (
+    AGENT_ID,
+    STORE,
+    FailingSyncAgent,
+    FolderSyncAgent,
+    agent_backup_of,
+    chunks_of,
+    download,
+    files_in,
+    generate_backup,
+    ha_agent,
+    off_loop,
+    setup_backup,
+    stream_of,
+    ws_call,
+)
 from homeassistant.components.backup import AgentBackup, BackupAgentError, BackupNotFound
 from homeassistant.components.backup.agent import BackupAgentUnreachableError
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers.backup import DATA_MANAGER, async_initialize_backup
-from homeassistant.setup import async_setup_component
 
 import habackup
-from habackup.homeassistant import HabackupBackupAgent
-
-T = TypeVar("T")
-STORE = "store"
-AGENT_ID = f"{DOMAIN}.{STORE}"
 
 pytestmark = pytest.mark.usefixtures(
     "enable_custom_integrations", "ha_config_dir", "blocking_io_detection"
 )
-
-
-class FolderSyncAgent(habackup.BackupSyncAgent):
-    """A plain Python sync agent with ids of its own (``copy-<slug>``), I/O off the loop."""
-
-    def __init__(self, name: str, folder: Path) -> None:
-        super().__init__(name)
-        self.folder = folder
-
-    async def async_upload_backup(
-        self, *, path: Path, metadata: habackup.BackupSyncMetadata, **kwargs: Any
-    ) -> None:
-        def upload() -> None:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, self.folder / f"copy-{metadata['slug']}.tar")
-            (self.folder / f"copy-{metadata['slug']}.json").write_text(json.dumps(metadata))
-
-        await asyncio.to_thread(upload)
-
-    async def async_download_backup(self, *, id: str, path: Path, **kwargs: Any) -> None:
-        if not await asyncio.to_thread((self.folder / f"{id}.tar").exists):
-            raise habackup.BackupNotFound(f"no {id}")
-        await asyncio.to_thread(shutil.copyfile, self.folder / f"{id}.tar", path)
-
-    async def async_list_backups(self, **kwargs: Any) -> list[habackup.SyncedBackup]:
-        def listing() -> list[habackup.SyncedBackup]:
-            backups = []
-            for sidecar in sorted(self.folder.glob("*.json")):
-                meta = json.loads(sidecar.read_text())
-                backups.append(
-                    habackup.SyncedBackup(
-                        id=sidecar.stem,
-                        slug=meta["slug"],
-                        name=meta["name"],
-                        date=meta["date"],
-                        size=meta["size"],
-                        protected=meta["protected"],
-                        sha256=meta["sha256"],
-                        homeassistant_version=meta["homeassistant"],
-                        database_included=meta["database_included"],
-                        extra_metadata=meta["extra"],
-                    )
-                )
-            return backups
-
-        return await asyncio.to_thread(listing)
-
-    # No async_delete_backup: the base class raises NotImplementedError.
-
-
-class FailingSyncAgent(habackup.BackupSyncAgent):
-    """Raises the given habackup error from every method."""
-
-    def __init__(self, name: str, error: Exception) -> None:
-        super().__init__(name)
-        self.error = error
-
-    async def async_upload_backup(self, **kwargs: Any) -> None:
-        raise self.error
-
-    async def async_download_backup(self, **kwargs: Any) -> None:
-        raise self.error
-
-    async def async_list_backups(self, **kwargs: Any) -> list[habackup.SyncedBackup]:
-        raise self.error
-
-    async def async_delete_backup(self, **kwargs: Any) -> None:
-        raise self.error
-
-
-async def setup_backup(hass: HomeAssistant, agents: list[Any]) -> None:
-    """Home Assistant's backup integration plus habackup_test with ``agents``."""
-    async_initialize_backup(hass)
-    assert await async_setup_component(hass, DOMAIN, {DOMAIN: {"agents": agents}})
-    assert await async_setup_component(hass, "backup", {})
-    await hass.async_block_till_done()
-
-
-async def ws_call(client: Any, **message: Any) -> Any:
-    """Send one websocket command and return its result."""
-    await client.send_json_auto_id(message)
-    response = await client.receive_json()
-    assert response["success"], response
-    return response["result"]
-
-
-async def generate_backup(hass: HomeAssistant, client: Any, **options: Any) -> dict[str, Any]:
-    """Create a backup through the websocket API, wait for it, and return it from backup/info."""
-    await ws_call(client, type="backup/generate", agent_ids=[AGENT_ID], name="Test", **options)
-    await hass.async_block_till_done(wait_background_tasks=True)
-    info = await ws_call(client, type="backup/info")
-    assert info["agent_errors"] == {}
-    assert info["last_action_event"]["state"] == "completed", info["last_action_event"]
-    (backup,) = info["backups"]
-    return backup  # type: ignore[no-any-return]
-
-
-async def off_loop(hass: HomeAssistant, func: Callable[..., T], *args: Any) -> T:
-    """The tests' own file access, kept off the loop too (the detection watches the loop)."""
-    return await hass.async_add_executor_job(func, *args)
-
-
-def files_in(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
-
-
-async def download(hass_client: Callable[[], Awaitable[Any]], backup_id: str) -> Any:
-    client = await hass_client()
-    return await client.get(f"/api/backup/download/{backup_id}?agent_id={AGENT_ID}")
 
 
 async def test_create_list_download_delete(
@@ -260,8 +158,7 @@ async def test_not_found(
         result = await ws_call(client, type="backup/delete", backup_id=odd)
         assert result == {"agent_errors": {}}
 
-    agent = hass.data[DATA_MANAGER].backup_agents[AGENT_ID]
-    assert isinstance(agent, HabackupBackupAgent)
+    agent = ha_agent(hass)
     with pytest.raises(BackupNotFound):
         await agent.async_get_backup("deadbeef")
     with pytest.raises(BackupNotFound):
@@ -312,7 +209,17 @@ async def test_python_sync_agent_with_its_own_ids(
         ),
         (habackup.BackupAgentError("quota exceeded"), BackupAgentError, "quota exceeded"),
         (habackup.BackupNotFound("gone"), BackupNotFound, "gone"),
+        # What a sync agent may raise besides habackup's errors: all become agent errors, so
+        # Home Assistant never logs them as the agent's bug ("Unexpected error").
+        (
+            PermissionError(13, "Permission denied", "/mnt/nas/ha"),
+            BackupAgentError,
+            "store: list failed: Permission denied (/mnt/nas/ha)",
+        ),
+        (TimeoutError(), BackupAgentError, "store: list timed out"),
+        (RuntimeError("a bug"), BackupAgentError, "store: list failed: RuntimeError: a bug"),
     ],
+    ids=["unreachable", "agent-error", "not-found", "permission", "timeout", "bug"],
 )
 async def test_errors_become_home_assistant_errors(
     hass: HomeAssistant,
@@ -322,7 +229,7 @@ async def test_errors_become_home_assistant_errors(
     message: str,
 ) -> None:
     await setup_backup(hass, [FailingSyncAgent(STORE, error)])
-    agent = hass.data[DATA_MANAGER].backup_agents[AGENT_ID]
+    agent = ha_agent(hass)
 
     with pytest.raises(expected) as raised:
         await agent.async_list_backups()
@@ -342,15 +249,9 @@ async def test_errors_become_home_assistant_errors(
         protected=False,
         size=5,
     )
-
-    async def open_stream() -> Any:
-        async def chunks() -> Any:
-            yield b"hello"
-
-        return chunks()
-
-    with pytest.raises(expected):
-        await agent.async_upload_backup(open_stream=open_stream, backup=backup)
+    with pytest.raises(expected) as raised:
+        await agent.async_upload_backup(open_stream=stream_of([b"hello"]), backup=backup)
+    assert raised.value.__cause__ is error
     # The spooled upload is gone even though the agent failed.
     assert await off_loop(hass, files_in, Path(hass.config.path("tmp_backups"))) == []
 
@@ -359,28 +260,6 @@ async def test_errors_become_home_assistant_errors(
         client = await hass_ws_client(hass)
         info = await ws_call(client, type="backup/info")
         assert info["agent_errors"] == {AGENT_ID: message}
-
-
-def agent_backup_of(backup: habackup.Backup) -> AgentBackup:
-    """Home Assistant's description of a backup file habackup made."""
-    return AgentBackup(
-        addons=[],
-        backup_id=backup.slug,
-        date=backup.date,
-        database_included=backup.database_included,
-        extra_metadata={"instance_id": "test", "with_automatic_settings": False},
-        folders=[],
-        homeassistant_included=True,
-        homeassistant_version=backup.homeassistant_version,
-        name=backup.name,
-        protected=backup.protected,
-        size=backup.size,
-    )
-
-
-def chunks_of(path: Path, size: int) -> list[bytes]:
-    data = path.read_bytes()
-    return [data[i : i + size] for i in range(0, len(data), size)]
 
 
 async def test_large_upload_and_download_stream_through_temp_files(
@@ -400,18 +279,9 @@ async def test_large_upload_and_download_stream_through_temp_files(
 
     store = tmp_path / "store"
     await setup_backup(hass, [{"name": STORE, "url": f"file://{store}"}])
-    agent = hass.data[DATA_MANAGER].backup_agents[AGENT_ID]
+    agent = ha_agent(hass)
     chunks = await off_loop(hass, chunks_of, made.path, 65_536)
-
-    async def open_stream() -> Any:
-        async def stream() -> Any:
-            for chunk in chunks:
-                await asyncio.sleep(0)
-                yield chunk
-
-        return stream()
-
-    await agent.async_upload_backup(open_stream=open_stream, backup=agent_backup_of(made))
+    await agent.async_upload_backup(open_stream=stream_of(chunks), backup=agent_backup_of(made))
     tmp_backups = Path(hass.config.path("tmp_backups"))
     assert await off_loop(hass, files_in, tmp_backups) == []
     sidecar = json.loads(await off_loop(hass, (store / f"{made.slug}.metadata.json").read_text))
@@ -439,7 +309,7 @@ async def test_cancelled_upload_and_abandoned_download_leave_no_temp_file(
     )
     assert made.path is not None
     await setup_backup(hass, [{"name": STORE, "url": f"file://{tmp_path / 'store'}"}])
-    agent = hass.data[DATA_MANAGER].backup_agents[AGENT_ID]
+    agent = ha_agent(hass)
     tmp_backups = Path(hass.config.path("tmp_backups"))
     streaming = asyncio.Event()
 
@@ -464,15 +334,7 @@ async def test_cancelled_upload_and_abandoned_download_leave_no_temp_file(
 
     # A real upload, then a download whose reader stops after the first chunk.
     chunks = await off_loop(hass, chunks_of, made.path, 1_048_576)
-
-    async def open_made() -> Any:
-        async def stream() -> Any:
-            for chunk in chunks:
-                yield chunk
-
-        return stream()
-
-    await agent.async_upload_backup(open_stream=open_made, backup=agent_backup_of(made))
+    await agent.async_upload_backup(open_stream=stream_of(chunks), backup=agent_backup_of(made))
     download_stream = await agent.async_download_backup(made.slug)
     # Unlinked once open, even before the first byte is read.
     assert await off_loop(hass, files_in, tmp_backups) == []
