@@ -21,7 +21,7 @@ collect_ignore = (
     [] if importlib.util.find_spec("pytest_homeassistant_custom_component") else ["homeassistant"]
 )
 
-pytest_plugins = ["servers"]
+pytest_plugins = ["servers", "net_servers"]
 
 
 @pytest.fixture

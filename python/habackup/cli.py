@@ -19,8 +19,10 @@ EXIT_INTERRUPTED = 130
 
 STORE_HELP = (
     "object store URLs: file:///dir, memory://, s3://bucket/prefix, gs://bucket/prefix, "
-    "az://container/prefix, http(s)://host/dav/path; credentials from --option or the "
-    "environment (AWS_*, AZURE_*, GOOGLE_*)"
+    "az://container/prefix, http(s)://host/dav/path, sftp://user@host[:port]/path "
+    "(--option password=... or private_key=FILE, and host_key=SHA256:...), "
+    "smb://[domain;]user@host[:port]/share/path (--option password=...); credentials from "
+    "--option or the environment (AWS_*, AZURE_*, GOOGLE_*)"
 )
 
 

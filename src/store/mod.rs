@@ -1,5 +1,5 @@
-//! Backup sync agents on object stores (S3, GCS, Azure, WebDAV, local folders, memory), with no
-//! Python in the data path.
+//! Backup sync agents on object stores (S3, GCS, Azure, WebDAV, SFTP, SMB, local folders,
+//! memory), with no Python in the data path.
 //!
 //! Layout: `<prefix>/<slug>.tar` and its sidecar `<prefix>/<slug>.metadata.json`. The .tar is
 //! written first and the sidecar last, so a sidecar always stands for a complete backup.
@@ -8,6 +8,11 @@ mod config;
 mod download;
 mod error;
 mod listing;
+mod net_config;
+mod remote_fs;
+mod sftp;
+mod smb;
+mod ssh;
 mod upload;
 mod webdav;
 
