@@ -12,6 +12,7 @@ import os
 import pwd
 import socket
 import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -324,3 +325,38 @@ def big_upload(tmp_path_factory: pytest.TempPathFactory) -> Path:
     backup = habackup.create_archive(config, root / "out", name="Three")
     assert backup.path is not None
     return backup.path
+
+
+def test_the_cli_uploads_lists_and_downloads_over_sftp_and_smb(
+    sshd_server: SshServer, smbd_server: SmbServer, small_backup: Path, tmp_path: Path
+) -> None:
+    """``habackup upload/list/download`` take the new URLs as they are, options included."""
+    slug = habackup.read_backup(small_backup).slug
+    _own(sshd_server.creds.data / "cli")
+    _own(smbd_server.folder() / "cli")
+    stores = [
+        (sshd_server.url("cli"), sshd_server.options(), sshd_server.creds.data / "cli"),
+        (smbd_server.url("cli"), smbd_server.options(), smbd_server.folder() / "cli"),
+    ]
+    for url, options, folder in stores:
+        flags = [arg for key, value in options.items() for arg in ("--option", f"{key}={value}")]
+
+        def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "habackup", *map(str, args), *flags],
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+
+        uploaded = cli("upload", small_backup, url)
+        assert uploaded.returncode == 0, uploaded.stderr
+        assert (folder / f"{slug}.tar").read_bytes() == small_backup.read_bytes()
+        listed = cli("list", url)
+        assert listed.returncode == 0 and slug in listed.stdout, listed.stderr
+        downloaded = cli("download", url, slug, "-o", tmp_path / folder.parent.name)
+        assert downloaded.returncode == 0, downloaded.stderr
+        copy = tmp_path / folder.parent.name / f"{slug}.tar"
+        assert copy.read_bytes() == small_backup.read_bytes()
+        assert options["password"] not in uploaded.stdout + uploaded.stderr + listed.stdout

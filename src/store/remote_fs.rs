@@ -5,8 +5,8 @@
 //! - Writes are not atomic: every put (whole or multipart) goes to a hidden temp name beside the
 //!   object, `.<name>.<random>.habackup-partial`, and is renamed over the object only once
 //!   complete, so a listed object is always whole. An aborted upload deletes its temp file.
-//! - A killed process leaves its temp file behind: each new multipart upload sweeps its folder
-//!   for temp files that are not this process's and have not been written to for an hour
+//! - A killed process leaves its temp file behind: each new put sweeps its folder for temp
+//!   files that are not this process's and have not been written to for an hour
 //!   (`STALE_AFTER`), and listings never show temp files.
 //! - Folders must exist before files do: they are created on demand.
 //!
@@ -314,6 +314,7 @@ impl<F: RemoteFs> ObjectStore for FsStore<F> {
         }
         let path = location.as_ref();
         let inner = &self.inner;
+        inner.sweep(split_parent(path).0).await;
         inner
             .retry(|| inner.put_whole(path, &payload))
             .await

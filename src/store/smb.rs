@@ -103,7 +103,8 @@ impl Smb {
                 auto_reconnect: false,
                 // A NAS share is not a DFS namespace; following referrals sends credentials on.
                 dfs_enabled: false,
-                response_timeout: Some(self.target.timeout),
+                // Until logged in; then `timeout` (below).
+                response_timeout: Some(self.target.connect_timeout),
                 ..Default::default()
             };
             let connecting = async {
@@ -114,10 +115,14 @@ impl Smb {
                     .connect_share(&self.target.share)
                     .await
                     .map_err(|e| self.sort(e, &self.target.share))?;
+                client
+                    .connection()
+                    .set_response_timeout(Some(self.target.timeout));
                 Ok::<_, RemoteFsError>((client, tree))
             };
-            // connect_timeout bounds the TCP connect inside; this bounds a silent server too.
-            let budget = self.target.connect_timeout + self.target.timeout;
+            // A server that accepts and never answers: connect, negotiate, login and tree
+            // connect each wait at most connect_timeout, and all of them together a bit more.
+            let budget = self.target.connect_timeout * 3;
             let connected = tokio::time::timeout(budget, connecting)
                 .await
                 .map_err(|_| {
