@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
 import os
 import pwd
@@ -179,7 +178,8 @@ async def test_unknown_host_key_is_refused_with_the_fingerprint_to_pin(
     with pytest.raises(habackup.BackupAgentConfigError) as raised:
         await agent.async_upload_backup(path=small_backup)
     message = str(raised.value)
-    assert fingerprint in message and "not known" in message
+    assert fingerprint in message
+    assert "not known" in message
     assert f"127.0.0.1:{sshd_server.port}" in message
     assert not (sshd_server.creds.data / "unpinned").exists()
 
@@ -192,12 +192,18 @@ async def test_unknown_host_key_is_refused_with_the_fingerprint_to_pin(
     assert len(await agent.async_list_backups()) == 1
 
 
-async def test_changed_host_key_is_refused(
-    sshd_server: SshServer, small_backup: Path, tmp_path: Path
-) -> None:
+@pytest.fixture
+def other_host_key(tmp_path: Path) -> str:
+    """The public line of a fresh Ed25519 key: what a pin for some other server looks like."""
     other = tmp_path / "other"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
-    pinned = other.with_name("other.pub").read_text().strip()
+    return other.with_name("other.pub").read_text().strip()
+
+
+async def test_changed_host_key_is_refused(
+    sshd_server: SshServer, small_backup: Path, other_host_key: str
+) -> None:
+    pinned = other_host_key
     for pin in (pinned, "SHA256:" + "A" * 43):
         agent = ObjectStoreBackupSyncAgent(
             "x", sshd_server.url("changed"), options=sshd_server.options(host_key=pin)
@@ -341,7 +347,7 @@ def test_the_cli_uploads_lists_and_downloads_over_sftp_and_smb(
     for url, options, folder in stores:
         flags = [arg for key, value in options.items() for arg in ("--option", f"{key}={value}")]
 
-        def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        def cli(*args: str | Path, flags: list[str] = flags) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
                 [sys.executable, "-m", "habackup", *map(str, args), *flags],
                 capture_output=True,
@@ -354,7 +360,8 @@ def test_the_cli_uploads_lists_and_downloads_over_sftp_and_smb(
         assert uploaded.returncode == 0, uploaded.stderr
         assert (folder / f"{slug}.tar").read_bytes() == small_backup.read_bytes()
         listed = cli("list", url)
-        assert listed.returncode == 0 and slug in listed.stdout, listed.stderr
+        assert listed.returncode == 0, listed.stderr
+        assert slug in listed.stdout
         downloaded = cli("download", url, slug, "-o", tmp_path / folder.parent.name)
         assert downloaded.returncode == 0, downloaded.stderr
         copy = tmp_path / folder.parent.name / f"{slug}.tar"

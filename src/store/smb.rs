@@ -5,7 +5,8 @@
 //! whenever the server or the share requires it; pipelined, streaming reads and writes that
 //! do not borrow the client, so a transfer runs beside listings). Its rival `smb` (smb-rs)
 //! has multichannel and QUIC, which a backup does not need, sends one read at a time, and pulls
-//! in twice the dependencies (sspi with Kerberos and its HTTP stack).
+//! in twice the dependencies (sspi with Kerberos and its HTTP stack). smb2 0.39 is patched in
+//! `vendor/smb2` so that Samba agrees to encrypt (see HABACKUP-PATCH.md there).
 
 use std::ops::Range;
 use std::time::Duration;

@@ -146,15 +146,6 @@ impl SshTarget {
     }
 
     fn config(&self) -> client::Config {
-        let mut preferred = Preferred::default();
-        // AES-GCM runs on aws-lc's hardware AES; russh's ChaCha20 is portable Rust and slower.
-        preferred.cipher = Cow::Borrowed(&[
-            cipher::AES_256_GCM,
-            cipher::AES_128_GCM,
-            cipher::CHACHA20_POLY1305,
-            cipher::AES_256_CTR,
-            cipher::AES_128_CTR,
-        ]);
         // Ask first for the kinds of key that are pinned, so that a server with several host
         // keys presents one we can check.
         let mut algorithms: Vec<_> = self
@@ -165,12 +156,23 @@ impl SshTarget {
                 Pin::Fingerprint(_) => None,
             })
             .collect();
-        for algorithm in preferred.key.iter() {
+        for algorithm in Preferred::DEFAULT.key.iter() {
             if !algorithms.contains(algorithm) {
                 algorithms.push(algorithm.clone());
             }
         }
-        preferred.key = Cow::Owned(algorithms);
+        let preferred = Preferred {
+            key: Cow::Owned(algorithms),
+            // AES-GCM runs on aws-lc's hardware AES; russh's ChaCha20 is portable Rust, slower.
+            cipher: Cow::Borrowed(&[
+                cipher::AES_256_GCM,
+                cipher::AES_128_GCM,
+                cipher::CHACHA20_POLY1305,
+                cipher::AES_256_CTR,
+                cipher::AES_128_CTR,
+            ]),
+            ..Preferred::DEFAULT
+        };
         client::Config {
             preferred,
             // Big windows keep a fast link busy; memory stays bounded by our own request limits.
