@@ -367,3 +367,32 @@ def test_the_cli_uploads_lists_and_downloads_over_sftp_and_smb(
         copy = tmp_path / folder.parent.name / f"{slug}.tar"
         assert copy.read_bytes() == small_backup.read_bytes()
         assert options["password"] not in uploaded.stdout + uploaded.stderr + listed.stdout
+
+
+@pytest.mark.parametrize(
+    ("url", "options", "match"),
+    [
+        ("sftp://nas/x", {"password": "p"}, "needs a user"),
+        ("sftp://me@nas/x", None, "password or private_key"),
+        ("sftp://me@nas/x", {"password": "p", "host_key": "bogus"}, "host_key"),
+        ("sftp://me@nas/x", {"password": "p", "pasword": "p"}, "pasword"),
+        ("sftp://me@nas/x", {"private_key": "-----BEGIN OPENSSH PRIVATE KEY-----"}, "private_key"),
+        ("smb://me@nas/", {"password": "p"}, "needs a share"),
+        ("smb://me@nas/share", None, "password"),
+        ("smb://me:p@nas/share", {"host_key": "SHA256:x"}, "host_key"),
+    ],
+)
+def test_bad_sftp_and_smb_configuration_is_refused_at_construction(
+    url: str, options: dict[str, str] | None, match: str
+) -> None:
+    with pytest.raises(habackup.BackupAgentConfigError, match=match):
+        ObjectStoreBackupSyncAgent("x", url, options=options)
+
+
+def test_credentials_stay_out_of_the_url_and_repr() -> None:
+    sftp = ObjectStoreBackupSyncAgent(
+        "x", "sftp://me:s3cret@nas:2222/~/b", options={"host_key": "SHA256:abc"}
+    )
+    smb = ObjectStoreBackupSyncAgent("x", "smb://WORK;me:s3cret@nas/share/ha")
+    assert (sftp.url, smb.url) == ("sftp://nas:2222/~/b", "smb://nas/share/ha")
+    assert "s3cret" not in repr(sftp) + repr(smb)
