@@ -15,15 +15,13 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
-use smb2::{ClientConfig, ErrorKind, ReadAhead, RenameOptions, SmbClient, Tree};
+use smb2::{ClientConfig, ErrorKind, RenameOptions, SmbClient, Tree};
 use tokio::sync::Mutex;
 
 use super::remote_fs::{ByteStream, Entry, RemoteFs, RemoteFsError, RemoteResult, RemoteWriter};
 
 /// Bytes asked for at once in a ranged read; whole-file reads use smb2's own pipelining.
 const RANGE_CHUNK: u64 = 1024 * 1024;
-/// READs of `smb2::DOWNLOAD_CHUNK_SIZE` (512 KiB) in flight during a download.
-const DOWNLOAD_WINDOW: usize = 8;
 
 pub struct SmbTarget {
     pub host: String,
@@ -226,13 +224,10 @@ impl RemoteFs for Smb {
             move |err: smb2::Error| RemoteFsError::Failed(format!("{address}: {owned}: {err}"));
         if range.start == 0 && range.end > 4 * RANGE_CHUNK {
             // Likely the whole file (a download): smb2 keeps a window of reads in flight.
-            // A fixed window: the adaptive one sizes itself from the RTT, which on a LAN is so
-            // small that it keeps about one READ in flight. 8 x 512 KiB bounds memory at 4 MiB.
             let download = client
                 .open_file_download(tree, path)
                 .await
-                .map_err(|e| self.sort(e, path))?
-                .with_read_ahead(ReadAhead::Fixed(DOWNLOAD_WINDOW));
+                .map_err(|e| self.sort(e, path))?;
             if download.size() == range.end {
                 let chunks = stream::unfold(download, |mut download| async move {
                     let chunk = download.next_chunk().await?;
