@@ -10,6 +10,7 @@ mod error;
 mod listing;
 mod net_config;
 mod remote_fs;
+mod remote_upload;
 mod sftp;
 mod smb;
 mod ssh;
