@@ -45,6 +45,8 @@ Result = dict[str, Any]
 BUSY_LOOP = "while True: pass"
 # Long enough for the busy loops to be running on every core before the backup starts.
 BUSY_WARMUP = 0.5
+# The ticker alone, to tell the backup's lag from what the rest of the machine causes.
+BASELINE_SECONDS = 10.0
 
 
 # --- child: one measurement -----------------------------------------------------------------
@@ -58,13 +60,17 @@ def run_create(data: Path, out: Path) -> Result:
     return {"wall": time.perf_counter() - start}
 
 
-async def run_lag(data: Path, out: Path) -> Result:
+async def run_lag(data: Path | None, out: Path) -> Result:
+    """Loop lag while a backup of ``data`` runs, or for ``BASELINE_SECONDS`` of no backup."""
     import habackup
 
     stop, lags = asyncio.Event(), []
     ticker = asyncio.create_task(_ticker(stop, lags))
     start = time.perf_counter()
-    await habackup.async_create_archive(data, out, name="bench")
+    if data is None:
+        await asyncio.sleep(BASELINE_SECONDS)
+    else:
+        await habackup.async_create_archive(data, out, name="bench")
     wall = time.perf_counter() - start
     stop.set()
     await ticker
@@ -139,11 +145,21 @@ def verify(out: Path) -> str:
     return f"ok ({found['members']} members)"
 
 
-def measure(args: argparse.Namespace, data: Path, work: Path) -> dict[str, dict[str, list[Any]]]:
+def measure(
+    args: argparse.Namespace, data: Path, work: Path
+) -> tuple[dict[str, dict[str, list[Any]]], list[Result]]:
     results: dict[str, dict[str, list[Any]]] = {
         p: {"quiet": [], "busy": [], "lag": [], "verified": []} for p in args.priorities
     }
+    baselines: list[Result] = []
     for round_ in range(args.rounds):
+        baseline = child("lag-baseline", "normal", data, work / "unused", None)
+        assert baseline is not None
+        baselines.append(baseline)
+        log(
+            f"round {round_ + 1} no backup: loop lag p99 {baseline['p99_ms']:.2f} ms, "
+            f"max {baseline['max_ms']:.2f} ms"
+        )
         for priority in rotate(args.priorities, round_):
             out = work / "bench.tar"
             quiet = child("create", priority, data, out, None)
@@ -170,15 +186,25 @@ def measure(args: argparse.Namespace, data: Path, work: Path) -> dict[str, dict[
                 f"round {round_ + 1} {priority}: loop lag p99 {lag['p99_ms']:.2f} ms, "
                 f"max {lag['max_ms']:.2f} ms ({lag['ticks']} ticks, {lag['wall']:.2f} s)"
             )
-    return results
+    return results, baselines
 
 
 def _row(cells: Sequence[object]) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
 
 
+def _lag_cell(runs: Sequence[Result]) -> str:
+    """Median p50 and p99 over the rounds, and the worst max."""
+    medians = [f"{statistics.median(r[key] for r in runs):.2f}" for key in ("p50_ms", "p99_ms")]
+    return " / ".join([*medians, f"{max(r['max_ms'] for r in runs):.2f}"])
+
+
 def report(
-    args: argparse.Namespace, data: Path, size: int, results: dict[str, dict[str, list[Any]]]
+    args: argparse.Namespace,
+    data: Path,
+    size: int,
+    results: dict[str, dict[str, list[Any]]],
+    baselines: Sequence[Result],
 ) -> str:
     lines = [
         f"# Priority under load: {size / MiB:.0f} MiB, {args.busy} busy loops at nice 0, "
@@ -224,7 +250,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path)
     parser.add_argument(
-        "--run-one", choices=("create", "create-keep", "lag"), help=argparse.SUPPRESS
+        "--run-one",
+        choices=("create", "create-keep", "lag", "lag-baseline"),
+        help=argparse.SUPPRESS,
     )
     parser.add_argument("--target", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -238,8 +266,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.run_one:
-        if args.run_one == "lag":
-            result = asyncio.run(run_lag(args.data, args.target))
+        if args.run_one.startswith("lag"):
+            data = None if args.run_one == "lag-baseline" else args.data
+            result = asyncio.run(run_lag(data, args.target))
         else:
             result = run_create(args.data, args.target)
             result["path"] = str(args.target)
@@ -254,9 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     notes: list[str] = []
     check_idle(notes, "before the run")
     with tempfile.TemporaryDirectory(prefix="priority-bench-", dir=data.parent) as work:
-        results = measure(args, data, Path(work))
+        results, baselines = measure(args, data, Path(work))
     check_idle(notes, "after the run")
-    text = report(args, data, args.size, results) + "".join(f"\n{n}\n" for n in notes)
+    text = report(args, data, args.size, results, baselines) + "".join(f"\n{n}\n" for n in notes)
     print(text)
     if args.out:
         args.out.write_text(text)

@@ -151,16 +151,25 @@ async def test_async_errors_keep_their_type(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("setting", "policy", "nice"),
-    [(None, os.SCHED_IDLE, None), ("low", os.SCHED_OTHER, 19), ("normal", os.SCHED_OTHER, 0)],
+    [
+        (None, os.SCHED_BATCH, "caller's"),
+        ("background", os.SCHED_BATCH, "caller's"),
+        ("nonsense", os.SCHED_BATCH, "caller's"),
+        ("idle", os.SCHED_IDLE, None),
+        ("low", os.SCHED_OTHER, 19),
+        ("normal", os.SCHED_OTHER, "caller's"),
+    ],
 )
 def test_engine_threads_yield_as_configured(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     setting: str | None,
     policy: int,
-    nice: int | None,
+    nice: int | str | None,
 ) -> None:
-    """on_progress runs on the engine's own threads (sync API), so it can see their scheduling."""
+    """on_progress runs on the engine's own threads (sync API), so it can see their scheduling.
+    Their nice value is the caller's (a suite run under `nice -n 19` too), or 19 for `low`."""
+    caller = (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0))
     if setting is None:
         monkeypatch.delenv("HABACKUP_PRIORITY", raising=False)
     else:
@@ -176,5 +185,6 @@ def test_engine_threads_yield_as_configured(
     assert seen
     assert {p for p, _ in seen} == {policy}
     if nice is not None:
-        assert {n for _, n in seen} == {nice}
-    assert (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)) == (os.SCHED_OTHER, 0)
+        assert {n for _, n in seen} == {caller[1] if nice == "caller's" else nice}
+    # The caller's own thread is never changed.
+    assert (os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)) == caller

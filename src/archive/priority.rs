@@ -1,22 +1,22 @@
 //! Puts the engine's own threads in the background without letting a busy machine starve them.
 //!
 //! Linux schedules threads individually, and an unprivileged thread can only ever lower its own
-//! priority (with `RLIMIT_NICE` at 0, the usual setting, it can neither leave `SCHED_IDLE` nor
-//! take back a nice value), so a backup cannot start low and rise when the machine gets busy.
-//! The default therefore starts where a backup must finish: a fair share of the CPU (nice 0),
-//! as `SCHED_BATCH` with the longest time slice the kernel allows (100 ms). On an EEVDF kernel
-//! (Linux 6.6+; custom slices from 6.12) a waking thread with a shorter slice, such as the
-//! asyncio loop at the default 3 ms, preempts a thread with a longer one at once, and a batch
-//! thread never preempts anyone when it wakes: the loop keeps its timing while the backup keeps
-//! its share of a saturated machine. `SCHED_IDLE` (the old default) gave the loop the same
-//! timing but made the backup wait for any busy process, which a nightly backup cannot afford.
-//! Only threads the engine spawned for one job are changed: the job's threads inherit the
-//! setting from the thread [`run_in_background`] starts.
+//! priority: with `RLIMIT_NICE` at 0 (the usual setting) it can neither leave `SCHED_IDLE` nor
+//! take back a nice value. So a backup cannot start at idle priority and rise once the machine
+//! gets busy; it has to start where it can always finish. The default (`background`) is a fair
+//! share of the CPU at the process's own nice value, as `SCHED_BATCH` with the longest time
+//! slice the kernel accepts (100 ms). On an EEVDF kernel (Linux 6.6+; custom slices from 6.12) a
+//! waking thread with a shorter slice, such as the asyncio loop at the default one, preempts a
+//! thread with a longer slice at once, and a batch thread never preempts anyone when it wakes:
+//! the loop keeps its timing, and the backup keeps its share of a saturated machine.
+//! `SCHED_IDLE` (the former default, still `idle`) runs only on otherwise idle cores, so any
+//! busy process starved the backup. Only threads the engine spawned for one job are changed:
+//! the job's threads inherit the setting from the thread [`run_in_background`] starts.
 
 /// How the engine's threads share the CPU, from `HABACKUP_PRIORITY`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Priority {
-    /// `background` (the default): `SCHED_BATCH`, nice 0, 100 ms slices.
+    /// `background` (the default): `SCHED_BATCH` with 100 ms slices, nice unchanged.
     Background,
     /// `idle`: `SCHED_IDLE`; runs only on otherwise idle cores, so a busy machine starves it.
     Idle,
@@ -59,15 +59,7 @@ pub fn apply_to_current_thread(priority: Priority) {
     match priority {
         Priority::Normal => {}
         Priority::Background => {
-            // EXPERIMENT-ONLY (removed before merge): HABACKUP_EXP="policy,nice,slice_ns"
-            if let Ok(exp) = std::env::var("HABACKUP_EXP") {
-                let v: Vec<i64> = exp.split(',').map(|x| x.trim().parse().unwrap_or(0)).collect();
-                if v.len() == 3 {
-                    let _ = sys::set_attr(v[0] as libc::c_int, v[1] as i32, v[2] as u64);
-                    return;
-                }
-            }
-            if sys::set_attr(libc::SCHED_BATCH, 0, BACKGROUND_SLICE_NS).is_err() {
+            if sys::set_policy_with_slice(libc::SCHED_BATCH, BACKGROUND_SLICE_NS).is_err() {
                 // Before Linux 3.14 (no sched_setattr), or filtered by seccomp.
                 let _ = sys::set_scheduler(libc::SCHED_BATCH);
             }
@@ -109,12 +101,12 @@ pub fn run_in_background<T: Send>(work: impl FnOnce() -> T + Send) -> T {
 mod sys {
     use std::io;
 
-    pub fn set_attr(policy: libc::c_int, nice: i32, slice_ns: u64) -> io::Result<()> {
-        // SAFETY: zeroed is a valid `sched_attr` (plain integers).
-        let mut attr: libc::sched_attr = unsafe { std::mem::zeroed() };
-        attr.size = std::mem::size_of::<libc::sched_attr>() as u32;
+    /// Switches the calling thread to `policy` with a `slice_ns` time slice, keeping its nice
+    /// value (lowering it again would need privileges).
+    pub fn set_policy_with_slice(policy: libc::c_int, slice_ns: u64) -> io::Result<()> {
+        let mut attr = get_attr()?;
         attr.sched_policy = policy as u32;
-        attr.sched_nice = nice;
+        attr.sched_flags = 0;
         attr.sched_runtime = slice_ns;
         // SAFETY: pid 0 is the calling thread; `attr` outlives the call.
         check(unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const _, 0) })
@@ -123,14 +115,7 @@ mod sys {
     pub fn set_scheduler(policy: libc::c_int) -> io::Result<()> {
         let param = libc::sched_param { sched_priority: 0 };
         // SAFETY: pid 0 is the calling thread; `param` outlives the call.
-        check(unsafe {
-            libc::syscall(
-                libc::SYS_sched_setscheduler,
-                0,
-                policy,
-                &param as *const _,
-            )
-        })
+        check(unsafe { libc::syscall(libc::SYS_sched_setscheduler, 0, policy, &param as *const _) })
     }
 
     pub fn set_nice(nice: i32) {
@@ -141,14 +126,14 @@ mod sys {
         }
     }
 
-    /// The calling thread's policy, nice value and slice (0 when the kernel keeps the default).
-    #[cfg(test)]
-    pub fn get_attr() -> io::Result<(u32, i32, u64)> {
-        // SAFETY: as in `set_attr`; the kernel writes at most `size` bytes.
+    /// The calling thread's scheduling attributes.
+    pub fn get_attr() -> io::Result<libc::sched_attr> {
+        // SAFETY: zeroed is a valid `sched_attr` (plain integers); pid 0 is the calling thread
+        // and the kernel writes at most `size` bytes into `attr`.
         let mut attr: libc::sched_attr = unsafe { std::mem::zeroed() };
         let size = std::mem::size_of::<libc::sched_attr>() as u32;
         check(unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &mut attr as *mut _, size, 0) })?;
-        Ok((attr.sched_policy, attr.sched_nice, attr.sched_runtime))
+        Ok(attr)
     }
 
     fn check(ret: libc::c_long) -> io::Result<()> {
@@ -175,6 +160,26 @@ mod tests {
         assert_eq!(Priority::parse(Some("bogus")), Priority::Background);
     }
 
+    /// The calling thread's (policy, nice value, slice).
+    #[cfg(target_os = "linux")]
+    fn current() -> (u32, i32, u64) {
+        let attr = super::sys::get_attr().unwrap();
+        (attr.sched_policy, attr.sched_nice, attr.sched_runtime)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn kernel_at_least(major: u32, minor: u32) -> bool {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut numbers = release
+            .split(|c: char| !c.is_ascii_digit())
+            .map(|n| n.parse::<u32>());
+        let found = (
+            numbers.next().unwrap().unwrap(),
+            numbers.next().unwrap().unwrap(),
+        );
+        found >= (major, minor)
+    }
+
     /// Runs `check` on a fresh thread with `priority` applied (a thread cannot take it back).
     #[cfg(target_os = "linux")]
     fn on_thread_with<T: Send>(priority: Priority, check: impl FnOnce() -> T + Send) -> T {
@@ -191,33 +196,28 @@ mod tests {
 
     #[cfg(target_os = "linux")]
     #[test]
-    fn background_is_a_batch_thread_at_nice_0_with_long_slices_and_threads_inherit_it() {
+    fn background_is_a_batch_thread_with_long_slices_at_the_same_nice_and_threads_inherit_it() {
+        let before = current();
         let (own, child) = on_thread_with(Priority::Background, || {
-            let own = super::sys::get_attr().unwrap();
-            let child = std::thread::spawn(|| super::sys::get_attr().unwrap())
-                .join()
-                .unwrap();
-            (own, child)
+            (current(), std::thread::spawn(current).join().unwrap())
         });
         assert_eq!(own.0, libc::SCHED_BATCH as u32);
-        assert_eq!(own.1, 0);
-        // Kernels before 6.12 have no custom slice and report 0.
-        assert!(
-            own.2 == super::BACKGROUND_SLICE_NS || own.2 == 0,
-            "{own:?}"
-        );
+        assert_eq!(own.1, before.1);
+        // Custom slices arrived in Linux 6.12; older kernels keep their own.
+        if kernel_at_least(6, 12) {
+            assert_eq!(own.2, super::BACKGROUND_SLICE_NS);
+        }
         assert_eq!(child, own);
     }
 
     #[cfg(target_os = "linux")]
     #[test]
     fn idle_low_and_normal_set_what_they_name() {
-        let idle = on_thread_with(Priority::Idle, || super::sys::get_attr().unwrap());
+        let before = current();
+        let idle = on_thread_with(Priority::Idle, current);
         assert_eq!(idle.0, libc::SCHED_IDLE as u32);
-        let low = on_thread_with(Priority::Low, || super::sys::get_attr().unwrap());
+        let low = on_thread_with(Priority::Low, current);
         assert_eq!((low.0, low.1), (libc::SCHED_OTHER as u32, 19));
-        let before = super::sys::get_attr().unwrap();
-        let normal = on_thread_with(Priority::Normal, || super::sys::get_attr().unwrap());
-        assert_eq!(normal, before);
+        assert_eq!(on_thread_with(Priority::Normal, current), before);
     }
 }

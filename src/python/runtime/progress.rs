@@ -1,8 +1,9 @@
 //! Progress from the engine's threads to Python.
 //!
-//! The archiver's threads run as `SCHED_IDLE`: if one of them took the GIL it could be descheduled
-//! while holding it and stall the event loop for milliseconds. Instead they only store the latest
-//! figures; a tokio task at normal priority takes the GIL and hands them to the loop.
+//! The archiver's threads run in the background (`SCHED_BATCH` with long slices, or `SCHED_IDLE`):
+//! if one of them took the GIL it could be descheduled while holding it and stall the event loop
+//! for milliseconds. Instead they only store the latest figures; a tokio task at normal priority
+//! takes the GIL and hands them to the loop.
 
 use std::sync::Arc;
 
