@@ -27,6 +27,7 @@ pub enum Priority {
 }
 
 /// The longest slice Linux accepts (`sched_setattr` clamps `sched_runtime` to 0.1-100 ms).
+#[cfg(target_os = "linux")]
 const BACKGROUND_SLICE_NS: u64 = 100_000_000;
 
 impl Priority {
