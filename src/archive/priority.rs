@@ -8,7 +8,8 @@
 //! slice the kernel accepts (100 ms). On an EEVDF kernel (Linux 6.6+; custom slices from 6.12) a
 //! waking thread with a shorter slice, such as the asyncio loop at the default one, preempts a
 //! thread with a longer slice at once, and a batch thread never preempts anyone when it wakes:
-//! the loop keeps its timing, and the backup keeps its share of a saturated machine.
+//! the loop should keep its timing while the backup keeps its share of a saturated machine
+//! (`benches/priority_under_load.py` measures both).
 //! `SCHED_IDLE` (the former default, still `idle`) runs only on otherwise idle cores, so any
 //! busy process starved the backup. Only threads the engine spawned for one job are changed:
 //! the job's threads inherit the setting from the thread [`run_in_background`] starts.
