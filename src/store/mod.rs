@@ -33,6 +33,7 @@ use serde_json::Value;
 use crate::archive::is_valid_slug;
 
 pub use config::Kind;
+pub use copy::Copied;
 pub use download::Download;
 pub use error::StoreError;
 pub use listing::Listed;

@@ -286,11 +286,15 @@ impl InFlight<'_, '_> {
             joined.map_err(|e| StoreError::Failed(format!("upload task failed: {e}")))?;
         result.map_err(|e| StoreError::from_remote(&self.send.what(), &e))?;
         self.acked += len as u64;
-        report(
-            self.send.progress,
-            self.acked,
-            self.send.total().max(self.acked),
-        );
+        // Under a limit the throttled feed reports progress; acknowledgements, which come in
+        // bursts of whole parts and lag behind it, would make the figures jump back and forth.
+        if self.send.agent.upload_throttle.is_none() {
+            report(
+                self.send.progress,
+                self.acked,
+                self.send.total().max(self.acked),
+            );
+        }
         Ok(())
     }
 
