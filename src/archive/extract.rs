@@ -76,7 +76,12 @@ pub fn extract_included<S: AsRef<str>>(
             return Err(ArchiveError::InvalidArgument(format!(
                 "nothing in {} matches {}; nothing was extracted",
                 text::path(path),
-                include.unmatched().join(", ")
+                include
+                    .unmatched()
+                    .iter()
+                    .map(|p| format!("{p:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         for pattern in include.unmatched() {

@@ -30,7 +30,7 @@ fn block_on<T>(
     pyo3_async_runtimes::tokio::get_runtime().block_on(work)
 }
 
-fn check_dict(py: Python<'_>, location: &str, check: StoredCheck) -> PyResult<Py<PyDict>> {
+pub fn check_dict(py: Python<'_>, location: &str, check: StoredCheck) -> PyResult<Py<PyDict>> {
     let d = PyDict::new(py);
     d.set_item("location", location)?;
     d.set_item("slug", check.slug)?;

@@ -39,7 +39,7 @@ pub use error::StoreError;
 pub use listing::Listed;
 pub use location::Location;
 pub use tuning::Tuning;
-pub use verify::StoredCheck;
+pub use verify::{verify_file, Checking, StoredCheck};
 
 pub use crate::common::Progress;
 

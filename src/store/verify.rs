@@ -4,7 +4,7 @@
 //! where the bytes come from, and what was promised about them, differ.
 
 use std::io::{Cursor, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -13,9 +13,7 @@ use tokio::sync::mpsc;
 use super::error::StoreError;
 use super::source::Source;
 use super::{Progress, StoreAgent};
-use crate::archive::{
-    read_backup_json, verify_stream, ArchiveError, BackupInfo, CancelToken, VerifyReport,
-};
+use crate::archive::{read_backup_json, verify_stream, ArchiveError, CancelToken, VerifyReport};
 
 /// backup.json is read from the first bytes.
 const HEAD: usize = 64 * 1024;
@@ -187,48 +185,33 @@ impl StoreAgent {
     }
 }
 
-/// Verifies the backup file `info` describes (a folder's, where nothing records a digest): read
-/// whole, its sha256 computed and reported, its backup.json checked and, with `deep`, decoded.
+/// Verifies a backup file of `size` bytes at `path` (a folder's, or a copy an agent wrote to a
+/// temp file), where nothing records a digest: read whole, its sha256 computed and reported,
+/// its size and backup.json checked and, when deep, every byte decoded.
 pub async fn verify_file(
-    info: &BackupInfo,
-    deep: bool,
-    password: Option<String>,
-    progress: Option<Progress>,
-    cancel: &CancelToken,
+    checking: Checking<'_>,
+    path: &Path,
+    size: u64,
 ) -> Result<StoredCheck, StoreError> {
-    let path = info.path.clone().unwrap_or_default();
     let mut source = Source::File {
-        path: path.clone(),
-        size: info.size,
+        path: path.to_path_buf(),
+        size,
     };
-    let Some(mut reader) = source.open(None, cancel) else {
+    let Some(mut reader) = source.open(None, checking.cancel) else {
         return Err(StoreError::Failed(format!(
             "{}: cannot read",
             path.display()
         )));
     };
     let mut check = StoredCheck {
-        slug: info.slug.clone(),
-        size: info.size,
+        slug: checking.slug.to_string(),
+        size,
         ..StoredCheck::default()
     };
-    check.warnings.push(
-        "a folder records no sha256: the file was read whole, but a changed byte shows only \
-         with --deep"
-            .into(),
-    );
     let chunks = std::mem::replace(&mut reader.chunks, mpsc::channel(1).1);
     let stream = futures_util::stream::unfold(chunks, |mut rx| async move {
         rx.recv().await.map(|chunk| (Ok(chunk), rx))
     });
-    let checking = Checking {
-        slug: &info.slug,
-        shown: path.clone(),
-        deep,
-        password,
-        progress,
-        cancel,
-    };
     let checked = checking.run(Box::pin(stream), &mut check).await;
     // The reader's verdict explains a short stream: the file changed size, or could not be read.
     let (_, sha256) = reader.finish().await?;
