@@ -244,7 +244,8 @@ class CopyResult:
     metadata: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
 
-MemberType = Literal["file", "directory", "symlink", "hardlink"]
+# Spelled as a union so that it is one at runtime too (stubtest compares the two).
+MemberType = Literal["file"] | Literal["directory"] | Literal["symlink"] | Literal["hardlink"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

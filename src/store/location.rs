@@ -34,14 +34,20 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Failed(format!("file task failed: {e}")))?
 }
 
+/// `metadata` with the local file it describes.
+fn with_path(mut metadata: Metadata, path: &Path) -> Metadata {
+    metadata.insert("path".into(), Value::from(path.display().to_string()));
+    metadata
+}
+
 fn listed(info: &BackupInfo) -> Listed {
-    let mut metadata = sync_metadata(info);
-    if let Some(path) = &info.path {
-        metadata.insert("path".into(), Value::from(path.display().to_string()));
-    }
+    let metadata = sync_metadata(info);
     Listed {
         slug: info.slug.clone(),
-        metadata,
+        metadata: match &info.path {
+            Some(path) => with_path(metadata, path),
+            None => metadata,
+        },
     }
 }
 
@@ -119,11 +125,13 @@ impl Location {
             cancel,
         };
         let mut check = verify_file(checking, &path, info.size).await?;
-        check.warnings.push(
-            "a folder records no sha256: the file was read whole, but a changed byte shows \
-             only when every byte is decoded (deep)"
-                .into(),
-        );
+        if !deep {
+            check.warnings.push(
+                "a folder records no sha256: the file was read whole, but a changed byte shows \
+                 only when every byte is decoded (deep)"
+                    .into(),
+            );
+        }
         Ok(check)
     }
 
@@ -174,16 +182,13 @@ impl Location {
                     .and_then(Value::as_str)
                     .map(str::to_string);
                 let target = dir.join(format!("{slug}.tar"));
-                if Self::folder_holds(dir, slug, want, &target, cancel).await? {
-                    return Ok(Copied {
-                        metadata,
-                        sent: false,
-                    });
+                let held = Self::folder_holds(dir, slug, want, &target, cancel).await?;
+                if held.is_none() {
+                    src.download(slug, &target, progress, cancel).await?;
                 }
-                src.download(slug, &target, progress, cancel).await?;
                 Ok(Copied {
-                    metadata,
-                    sent: true,
+                    sent: held.is_none(),
+                    metadata: with_path(metadata, held.as_deref().unwrap_or(&target)),
                 })
             }
             (Location::Folder(from), Location::Folder(to)) => {
@@ -194,33 +199,32 @@ impl Location {
                 let (c, s) = (cancel.clone(), source.clone());
                 let want =
                     blocking(move || Ok(sha256_hex(File::open(&s).at(&s)?, &c).at(&s)?)).await?;
-                let mut metadata = listed(&info).metadata;
+                let mut metadata = sync_metadata(&info);
                 metadata.insert("sha256".into(), Value::from(want.clone()));
-                if Self::folder_holds(to, slug, Some(want), &target, cancel).await? {
-                    return Ok(Copied {
-                        metadata,
-                        sent: false,
-                    });
+                let held = Self::folder_holds(to, slug, Some(want), &target, cancel).await?;
+                let copied = with_path(metadata, held.as_deref().unwrap_or(&target));
+                if held.is_none() {
+                    let cancel = cancel.clone();
+                    blocking(move || copy_file(&info, &target, progress, &cancel)).await?;
                 }
-                let cancel = cancel.clone();
-                blocking(move || copy_file(&info, &target, progress, &cancel)).await?;
                 Ok(Copied {
-                    metadata,
-                    sent: true,
+                    sent: held.is_none(),
+                    metadata: copied,
                 })
             }
         }
     }
 
-    /// Whether the folder `dir` already holds backup `slug` with the sha256 `want`; an error when
-    /// it holds other bytes under that slug, or `target` (where a copy would go) is taken.
+    /// The file of the folder `dir` that already holds backup `slug` with the sha256 `want`, if
+    /// any; an error when one holds other bytes under that slug, or `target` (where a copy
+    /// would go) is taken.
     async fn folder_holds(
         dir: &Path,
         slug: &str,
         want: Option<String>,
         target: &Path,
         cancel: &CancelToken,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<PathBuf>, StoreError> {
         let (dir, slug, target) = (dir.to_path_buf(), slug.to_string(), target.to_path_buf());
         let cancel = cancel.clone();
         blocking(move || {
@@ -231,12 +235,12 @@ impl Location {
                         target.display()
                     )));
                 }
-                return Ok(false);
+                return Ok(None);
             };
             let path = held.path.unwrap_or_default();
             let have = sha256_hex(File::open(&path).at(&path)?, &cancel).at(&path)?;
             match want {
-                Some(want) if want.eq_ignore_ascii_case(&have) => Ok(true),
+                Some(want) if want.eq_ignore_ascii_case(&have) => Ok(Some(path)),
                 Some(_) => Err(StoreError::Failed(format!(
                     "{} holds backup {slug} with other bytes; nothing was copied",
                     path.display()
