@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cli_helpers import run, run_on_terminal
@@ -382,3 +383,45 @@ def test_an_interrupted_copy_leaves_nothing_listed(
     assert not [n for n in dav.names() if n.endswith(".metadata.json")]
     assert list(folder.iterdir()) == []
     assert not temp_leftovers(folder)
+
+
+# ---- the README's nightly cron line -----------------------------------------------------------
+
+
+def test_the_readme_cron_line_runs(s3_server: Any, example: Path, tmp_path: Path) -> None:
+    """The operators' line exactly as the README prints it, with its paths moved into tmp_path
+    and its environment file pointing at moto: two nights, then what is left."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    [line] = [row for row in readme.splitlines() if row.startswith("30 3 * * * root ")]
+    command = line.removeprefix("30 3 * * * root ")
+    backup_dir, env_file, secret = tmp_path / "backup", tmp_path / "env", tmp_path / "pw"
+    for old, new in (
+        ("/etc/habackup.env", env_file),
+        ("/etc/habackup.pw", secret),
+        (" /config ", f" {example} "),
+        (" /backup ", f" {backup_dir} "),
+    ):
+        assert old in command
+        command = command.replace(old, str(new))
+    bucket = f"cron{random.getrandbits(32):x}"
+    s3_server.client().create_bucket(Bucket=bucket)
+    exports = {key.upper(): value for key, value in s3_server.options().items()}
+    exports["URL"] = f"s3://{bucket}/ha"
+    env_file.write_text("".join(f"export {k}='{v}'\n" for k, v in exports.items()))
+    secret.write_text("night shift\n")
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path)}
+    for night in range(2):
+        done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True,
+                              env=env, timeout=300, check=False)
+        assert done.returncode == 0, (night, done.stdout, done.stderr)
+    # Both nights fell on one day: --keep-daily keeps the newest of the day in the bucket;
+    # --keep-last 3 keeps both in the folder. verify read the kept one back.
+    local = sorted(backup_dir.glob("*.tar"), key=lambda p: habackup.read_backup(p).date)
+    assert len(local) == 2
+    newest = habackup.read_backup(local[-1]).slug
+    agent = s3_backend.__globals__["ObjectStoreBackupSyncAgent"]  # the agent the CLI uses
+    listed = asyncio.run(
+        agent("check", exports["URL"], options=s3_server.options()).async_list_backups()
+    )
+    assert [b.slug for b in listed] == [newest]
+    assert done.stdout.splitlines()[-1].startswith(f"{newest}: OK, ")
