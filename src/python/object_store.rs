@@ -79,6 +79,8 @@ impl ObjectStoreClient {
             Kind::Gcs => "gs",
             Kind::Azure => "az",
             Kind::WebDav => "webdav",
+            Kind::Sftp => "sftp",
+            Kind::Smb => "smb",
         }
     }
 

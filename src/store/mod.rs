@@ -1,5 +1,5 @@
-//! Backup sync agents on object stores (S3, GCS, Azure, WebDAV, local folders, memory), with no
-//! Python in the data path.
+//! Backup sync agents on object stores (S3, GCS, Azure, WebDAV, SFTP, SMB, local folders,
+//! memory), with no Python in the data path.
 //!
 //! Layout: `<prefix>/<slug>.tar` and its sidecar `<prefix>/<slug>.metadata.json`. The .tar is
 //! written first and the sidecar last, so a sidecar always stands for a complete backup.
@@ -15,8 +15,14 @@ mod download;
 mod error;
 mod listing;
 mod location;
+mod net_config;
+mod remote_fs;
+mod remote_upload;
 mod send;
+mod sftp;
+mod smb;
 mod source;
+mod ssh;
 mod throttle;
 mod tuning;
 mod upload;
