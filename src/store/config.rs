@@ -279,12 +279,12 @@ pub fn parse(url: &str, options: &[(String, String)]) -> Result<StoreConfig, Sto
             }
             "sftp" => {
                 let (store, prefix) =
-                    super::net_config::sftp(&parsed, &display_url, &tuning, &rest)?;
+                    super::remote::sftp_store(&parsed, &display_url, &tuning, &rest)?;
                 (Kind::Sftp, store, None, prefix)
             }
             "smb" => {
                 let (store, prefix) =
-                    super::net_config::smb(&parsed, &display_url, &tuning, &rest)?;
+                    super::remote::smb_store(&parsed, &display_url, &tuning, &rest)?;
                 (Kind::Smb, store, None, prefix)
             }
             other => {

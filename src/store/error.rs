@@ -6,7 +6,7 @@ use std::error::Error as StdError;
 use object_store::client::{HttpError, HttpErrorKind};
 use thiserror::Error;
 
-use super::remote_fs::RemoteFsError;
+use super::remote::RemoteFsError;
 use crate::archive::ArchiveError;
 use crate::common::redact::redact_urls;
 use crate::common::text::without_os_error;

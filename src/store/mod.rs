@@ -4,9 +4,12 @@
 //! Layout: `<prefix>/<slug>.tar` and its sidecar `<prefix>/<slug>.metadata.json`. The .tar is
 //! written first and the sidecar last, so a sidecar always stands for a complete backup.
 //!
-//! `config` turns a URL and options into a store (`tuning` holds habackup's own options), one
-//! file per verb (`upload`, `download`, `listing`, `delete`), `webdav` streams WebDAV puts and
-//! `error` sorts what goes wrong. Slugs, metadata and backup.json come from `archive`.
+//! `config` turns a URL and options into a store (`tuning` holds habackup's own options, and
+//! `throttle` the bandwidth limits); one file per verb: `upload` (with `source`, where the bytes
+//! come from, and `send`, how they go out), `download`, `listing`, `delete`, `verify`, `copy`;
+//! `location` is a folder or a store alike for verify, copy and prune; `webdav` streams WebDAV
+//! puts, `remote/` makes SFTP and SMB object stores, and `error` sorts what goes wrong. Slugs,
+//! metadata and backup.json come from `archive`.
 
 mod config;
 mod copy;
@@ -15,19 +18,14 @@ mod download;
 mod error;
 mod listing;
 mod location;
-mod net_config;
-mod remote_fs;
-mod remote_upload;
+mod remote;
 mod send;
-mod sftp;
-mod smb;
 mod source;
-mod ssh;
 mod throttle;
 mod tuning;
 mod upload;
 mod verify;
-mod webdav;
+pub(crate) mod webdav;
 
 use std::sync::Arc;
 

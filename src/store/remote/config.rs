@@ -8,13 +8,13 @@ use object_store::path::Path as ObjectPath;
 use object_store::ObjectStore;
 use url::{Host, Url};
 
-use super::error::StoreError;
-use super::remote_fs::FsStore;
+use super::fs::FsStore;
 use super::sftp::Sftp;
 use super::smb::{Smb, SmbTarget};
 use super::ssh::{parse_key, Secret, SshTarget};
-use super::webdav::percent_decode;
-use super::Tuning;
+use crate::store::webdav::percent_decode;
+use crate::store::StoreError;
+use crate::store::Tuning;
 
 const SFTP_KEYS: &[&str] = &[
     "password",

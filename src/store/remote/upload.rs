@@ -9,9 +9,7 @@ use async_trait::async_trait;
 use object_store::{MultipartUpload, PutPayload, PutResult, UploadPart};
 use tokio::sync::{mpsc, oneshot};
 
-use super::remote_fs::{
-    to_object_error, Inner, RemoteFs, RemoteFsError, RemoteResult, RemoteWriter,
-};
+use super::fs::{to_object_error, Inner, RemoteFs, RemoteFsError, RemoteResult, RemoteWriter};
 
 /// Starts the writer task for `temp` and returns the upload that feeds it.
 pub(super) fn start<F: RemoteFs>(

@@ -21,7 +21,7 @@ use russh_sftp::client::RawSftpSession;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
 use tokio::sync::Mutex;
 
-use super::remote_fs::{ByteStream, Entry, RemoteFs, RemoteFsError, RemoteResult, RemoteWriter};
+use super::fs::{ByteStream, Entry, RemoteFs, RemoteFsError, RemoteResult, RemoteWriter};
 use super::ssh::{HostKeyCheck, SshTarget};
 
 /// Requests in flight per transfer: 16 of up to 255 KiB keep a LAN busy in 4 MiB.

@@ -341,7 +341,7 @@ impl<F: RemoteFs> ObjectStore for FsStore<F> {
         if let Ok(mut writing) = inner.writing.lock() {
             writing.insert(temp.clone());
         }
-        Ok(super::remote_upload::start(inner, path, temp, writer))
+        Ok(super::upload::start(inner, path, temp, writer))
     }
 
     async fn get_opts(

@@ -19,8 +19,8 @@ use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::{cipher, ChannelStream, Preferred};
 
-use super::error::StoreError;
-use super::remote_fs::{RemoteFsError, RemoteResult};
+use super::fs::{RemoteFsError, RemoteResult};
+use crate::store::StoreError;
 
 /// A pinned host key: the whole public key, or its SHA256 fingerprint.
 #[derive(Debug, Clone)]

@@ -18,7 +18,7 @@ use futures_util::stream::{self, StreamExt};
 use smb2::{ClientConfig, ErrorKind, RenameOptions, SmbClient, Tree};
 use tokio::sync::Mutex;
 
-use super::remote_fs::{ByteStream, Entry, RemoteFs, RemoteFsError, RemoteResult, RemoteWriter};
+use super::fs::{ByteStream, Entry, RemoteFs, RemoteFsError, RemoteResult, RemoteWriter};
 
 /// Bytes asked for at once in a ranged read; whole-file reads use smb2's own pipelining.
 const RANGE_CHUNK: u64 = 1024 * 1024;
