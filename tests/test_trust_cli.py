@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 from cli_helpers import run, run_on_terminal
 from helpers import gz, ha_backup_json, make_config_dir, make_tar, temp_leftovers, write_backup
-from stores import Backend, azure_backend, s3_backend, webdav_backend
+from stores import BACKENDS, Backend, azure_backend, make_backend, s3_backend, webdav_backend
 from test_inside import make_backup, password_args
 from test_trust import SUNDAYS, metadata_for
 
 import habackup
+from habackup import ObjectStoreBackupSyncAgent
 
 
 def option_args(flag: str, options: dict[str, str]) -> list[str]:
@@ -79,7 +80,7 @@ def protected(tmp_path: Path) -> list[Path]:
     return [make_backup(config, tmp_path / f"v{v}", v, f"0000000{v}") for v in (1, 2, 3)]
 
 
-@pytest.mark.parametrize("kind", ["folder", "s3"])
+@pytest.mark.parametrize("kind", ["folder", *BACKENDS])
 async def test_deep_verify_finds_a_wrong_password_and_a_tampered_backup(
     kind: str, protected: list[Path], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
@@ -94,8 +95,7 @@ async def test_deep_verify_finds_a_wrong_password_and_a_tampered_backup(
         (folder / protected[2].name).write_bytes(bytes(data))
         location, options = str(folder), []
     else:
-        server = request.getfixturevalue("s3_server")
-        store = s3_backend(server, f"deep{random.getrandbits(32):x}")
+        store = make_backend(kind, request, tmp_path)
         agent = store.agent()
         for backup in protected:
             await agent.async_upload_backup(path=backup)
@@ -390,7 +390,7 @@ def test_an_interrupted_copy_leaves_nothing_listed(
 
 def test_the_readme_cron_line_runs(s3_server: Any, example: Path, tmp_path: Path) -> None:
     """The operators' line exactly as the README prints it, with its paths moved into tmp_path
-    and its environment file pointing at moto: two nights, then what is left."""
+    and its environment file pointing at moto: four nights, then what is left."""
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     [line] = [row for row in readme.splitlines() if row.startswith("30 3 * * * root ")]
     command = line.removeprefix("30 3 * * * root ")
@@ -410,18 +410,30 @@ def test_the_readme_cron_line_runs(s3_server: Any, example: Path, tmp_path: Path
     env_file.write_text("".join(f"export {k}='{v}'\n" for k, v in exports.items()))
     secret.write_text("night shift\n")
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "HOME": str(tmp_path)}
-    for night in range(2):
+    nights = []
+    for night in range(4):
         done = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True,
                               env=env, timeout=300, check=False)
         assert done.returncode == 0, (night, done.stdout, done.stderr)
-    # Both nights fell on one day: --keep-daily keeps the newest of the day in the bucket;
-    # --keep-last 3 keeps both in the folder. verify read the kept one back.
-    local = sorted(backup_dir.glob("*.tar"), key=lambda p: habackup.read_backup(p).date)
-    assert len(local) == 2
-    newest = habackup.read_backup(local[-1]).slug
-    agent = s3_backend.__globals__["ObjectStoreBackupSyncAgent"]  # the agent the CLI uses
+        nights.append(done)
+    made = sorted((habackup.read_backup(p) for p in backup_dir.glob("*.tar")),
+                  key=lambda b: b.date)
+    # The folder keeps the last 3: the first night's backup went on the fourth.
+    assert len(made) == 3
+    # All four nights fell on one day. In the bucket --keep-daily keeps the newest of the day
+    # and, with buckets left, the oldest as restic does ("oldest daily"): the two between went.
     listed = asyncio.run(
-        agent("check", exports["URL"], options=s3_server.options()).async_list_backups()
+        ObjectStoreBackupSyncAgent("check", exports["URL"], options=s3_server.options())
+        .async_list_backups()
     )
-    assert [b.slug for b in listed] == [newest]
-    assert done.stdout.splitlines()[-1].startswith(f"{newest}: OK, ")
+    kept = sorted(listed, key=lambda b: b.date)
+    assert len(kept) == 2
+    assert kept[1].slug == made[-1].slug
+    assert kept[0].slug not in {b.slug for b in made}
+    assert nights[0].stdout.splitlines()[-1].startswith(f"{kept[0].slug}: OK, ")
+    # Each night verify read back every backup the bucket held after the prune.
+    last = nights[-1].stdout.splitlines()
+    assert [line.split(":")[0] for line in last if ": OK, " in line] == [
+        b.slug for b in reversed(kept)
+    ]
+    assert "FAILED" not in "".join(n.stdout for n in nights)
