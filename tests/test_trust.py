@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import random
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -253,3 +254,50 @@ async def test_copy_between_network_stores(
     quick = await habackup.async_verify_backup(dst.url, slug, options=dst.options)
     assert not quick.ok
     assert any("sha256" in p for p in quick.problems), quick.problems
+
+
+@pytest.mark.parametrize("key", ["limit_upload", "limit_download"])
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [("fast", "fast"), ("-1MiB", "-1MiB"), ("100", "below 1 KiB/s"), ("2 parsecs", "parsecs")],
+)
+def test_a_bad_bandwidth_limit_is_refused(key: str, value: str, why: str, tmp_path: Path) -> None:
+    with pytest.raises(habackup.errors.BackupAgentConfigError) as caught:
+        habackup.ObjectStoreBackupSyncAgent("x", f"file://{tmp_path}", options={key: value})
+    assert key in str(caught.value)
+    assert why in str(caught.value)
+    with pytest.raises(habackup.errors.BackupAgentConfigError, match=key):
+        habackup.verify_backup(f"file://{tmp_path}", "deadbeef", options={key: value})
+
+
+async def test_bandwidth_limits_on_a_real_transfer(
+    backend: Backend, protected_backup: Path, tmp_path: Path
+) -> None:
+    """Both limits on every store: the bytes arrive whole, progress comes in small steps, and
+    the transfer is held back (a floor, not a speed: a slow machine only makes it longer). How
+    close the rate stays to the limit is benches/trust_stores.py's to measure."""
+    size = protected_backup.stat().st_size
+    limits = {"limit_upload": "1MiB", "limit_download": "1MiB/s"}
+    agent = backend.agent(**limits)
+    steps: list[int] = []
+    started = time.monotonic()
+    await agent.async_upload_backup(
+        path=protected_backup, on_progress=lambda done, total: steps.append(done)
+    )
+    # 3 MiB at 1 MiB/s, less the quarter second of burst a quiet agent may send at once.
+    assert time.monotonic() - started > size / MIB - 0.5
+    assert steps[-1] == size
+    assert len(steps) > size // MIB  # at least one a second
+    slug = habackup.read_backup(protected_backup).slug
+    assert backend.get(f"{slug}.tar") == protected_backup.read_bytes()
+    steps.clear()
+    started = time.monotonic()
+    await agent.async_download_backup(
+        id=slug, path=tmp_path / "back.tar", on_progress=lambda done, total: steps.append(done)
+    )
+    assert time.monotonic() - started > size / MIB - 0.5
+    assert steps[-1] == size
+    assert len(steps) > size // MIB  # at least one a second
+    assert (tmp_path / "back.tar").read_bytes() == protected_backup.read_bytes()
+    unlimited = await habackup.async_verify_backup(backend.url, slug, options=backend.options)
+    assert unlimited.ok, unlimited.problems

@@ -80,7 +80,10 @@ fn client_timeouts(tuning: &Tuning) -> [(ClientConfigKey, String); 2] {
     let millis = |d: std::time::Duration| format!("{}ms", d.as_millis());
     [
         (ClientConfigKey::Timeout, millis(tuning.timeout)),
-        (ClientConfigKey::ConnectTimeout, millis(tuning.connect_timeout)),
+        (
+            ClientConfigKey::ConnectTimeout,
+            millis(tuning.connect_timeout),
+        ),
     ]
 }
 
