@@ -187,12 +187,9 @@ def child(name: str, args: argparse.Namespace, server: dict[str, str], slug: str
     return result
 
 
-def smoothness(progress: list[tuple[float, int]], limit: int) -> dict[str, float]:
-    """The average rate, the rate in each whole second of the transfer, and the longest gap
-    between two progress reports."""
-    if len(progress) < 2:
-        return {}
-    end = progress[-1][0]
+def per_second(progress: list[tuple[float, int]]) -> list[int]:
+    """The bytes progress reported in each whole second of the transfer."""
+    end = progress[-1][0] if progress else 0.0
     rates = []
     second, index, before = 1.0, 0, 0
     while second <= end:
@@ -201,16 +198,32 @@ def smoothness(progress: list[tuple[float, int]], limit: int) -> dict[str, float
         done = progress[index - 1][1] if index else 0
         rates.append(done - before)
         before, second = done, second + 1
-    gaps = [b[0] - a[0] for a, b in itertools.pairwise(progress)]
+    return rates
+
+
+def smoothness(progress: list[tuple[float, int]], limit: int) -> dict[str, float]:
+    """How the limited upload went: the average rate while the bytes were fed out (until
+    progress reached the total), the rate in each whole second of that (after the first, which
+    holds the burst allowance), the longest gap between two progress reports in it, and the
+    tail after it (the last part in flight and the server completing the upload)."""
+    if len(progress) < 2:
+        return {}
+    total = progress[-1][1]
+    fed_at = next(t for t, done in progress if done == total)
+    feed = [(t, done) for t, done in progress if t <= fed_at]
+    rates = per_second(feed)
     steady = rates[1:] or rates
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(feed)]
     return {
-        "seconds": end,
-        "average": progress[-1][1] / end,
-        "of_limit": progress[-1][1] / end / limit,
+        "seconds": progress[-1][0],
+        "fed_seconds": fed_at,
+        "average": total / fed_at,
+        "of_limit": total / fed_at / limit,
+        "end_to_end": total / progress[-1][0],
         "slowest_second": min(steady),
         "fastest_second": max(steady),
         "stdev_second": statistics.pstdev(steady),
-        "longest_gap": max(gaps),
+        "longest_gap": max(gaps, default=0.0),
         "reports": len(progress),
     }
 
@@ -255,12 +268,14 @@ def report(results: dict[str, list[dict[str, Any]]], size: int, limit: int,
         smooth = smoothness([tuple(p) for p in run["progress"]], limit)
         if smooth:
             lines.append(
-                f"- limit_upload={limit / MiB:.0f}MiB over {smooth['seconds']:.1f} s: average "
-                f"{smooth['average'] / MiB:.2f} MiB/s = {smooth['of_limit'] * 100:.1f} % of the "
-                f"limit (goal: within 10 %); per second (after the first) "
+                f"- limit_upload={limit / MiB:.0f}MiB: fed out in {smooth['fed_seconds']:.1f} s "
+                f"at {smooth['average'] / MiB:.2f} MiB/s = {smooth['of_limit'] * 100:.1f} % of the "
+                f"limit (goal: within 10 %); each second after the first "
                 f"{smooth['slowest_second'] / MiB:.1f}-{smooth['fastest_second'] / MiB:.1f} "
                 f"MiB/s, stdev {smooth['stdev_second'] / MiB:.2f}; {smooth['reports']} progress "
-                f"reports, longest silence {smooth['longest_gap'] * 1000:.0f} ms"
+                f"reports, longest silence {smooth['longest_gap'] * 1000:.0f} ms; then "
+                f"{smooth['seconds'] - smooth['fed_seconds']:.1f} s for the last part and the "
+                f"server's completion ({smooth['end_to_end'] / MiB:.2f} MiB/s end to end)"
             )
     if not all(r["peak_reset"] for runs in results.values() for r in runs):
         lines.append("- VmHWM could not be reset: peaks include the imports.")
@@ -354,6 +369,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     scratch.mkdir()
                     log(f"  {result['wall']:.2f} s, {size / MiB / result['wall']:.0f} MiB/s, "
                         f"+{(result['peak_kib'] - result['idle_kib']) / 1024:.0f} MiB RSS")
+                    if "progress" in result:
+                        log("  MiB sent in each second: " + " ".join(
+                            f"{rate / MiB:.0f}" for rate in per_second(result["progress"])))
                     results[name].append(result)
     finally:
         if generated and not args.keep:
