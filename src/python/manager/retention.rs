@@ -84,6 +84,10 @@ async fn prune_local(op: &Op, retention: &Retention) -> Outcome {
     }
 }
 
+/// One agent's id, its removals still to make as (slug, the agent's copy id) with the next one
+/// last, and how its pruning went so far.
+type Queue = (String, Vec<(String, String)>, Outcome);
+
 /// Plans each agent's removals from its listing, then deletes them: agents side by side, each
 /// one's deletions one after the other (a failure stops that agent's).
 async fn prune_agents(
@@ -92,7 +96,7 @@ async fn prune_agents(
     holders: &Targets,
 ) -> PyResult<Vec<(String, Outcome)>> {
     let now = Utc::now();
-    let mut queues: Vec<(String, Vec<(String, String)>, Outcome)> = Vec::new();
+    let mut queues: Vec<Queue> = Vec::new();
     for (agent_id, listing) in list_agents(op, holders).await? {
         let mut outcome = Outcome::default();
         let copies = match listing {
