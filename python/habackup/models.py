@@ -273,7 +273,7 @@ class BackupMember:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ChangedMember:
-    """A path in both backups whose type, content (size or bytes) or link target differs:
+    """A ``path`` in both backups whose type, content (size or bytes) or link target differs:
     ``before`` is the first backup's entry, ``after`` the second's."""
 
     path: str
@@ -325,10 +325,11 @@ class KeepRules(TypedDict, total=False):
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RetentionPolicy:
     """Which backups to keep, by restic's rules (see :func:`habackup.plan_prune`): the newest
-    ``keep_last``; the newest backup of each of the ``keep_hourly`` ... ``keep_yearly`` newest
-    hours, days, ISO weeks, months and years that hold one, in time zone ``tz`` (an IANA name;
-    None: this machine's); every backup within ``keep_within`` (``"2y5m7d3h"``) of the newest.
-    ``"unlimited"`` keeps every bucket. At least one rule must be given.
+    ``keep_last``; the newest backup of each of the ``keep_hourly``, ``keep_daily``,
+    ``keep_weekly``, ``keep_monthly`` and ``keep_yearly`` newest hours, days, ISO weeks, months
+    and years that hold one, in time zone ``tz`` (an IANA name; None: this machine's); every
+    backup within ``keep_within`` (``"2y5m7d3h"``) of the newest. ``"unlimited"`` keeps every
+    bucket. At least one rule must be given.
     """
 
     keep_last: Keep = None
