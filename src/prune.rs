@@ -1,18 +1,24 @@
-//! Retention by calendar, the way restic's `forget` documents it: which backups a policy keeps
-//! (and by which rules) and which it removes. Pure: it never touches a backup.
+//! Retention by calendar, the way restic's `forget` documents and implements it: which backups a
+//! policy keeps (and by which rules) and which it removes. Pure: it never touches a backup.
 //!
 //! - `last n`: the n newest backups.
 //! - `hourly/daily/weekly/monthly/yearly n`: for the n newest hours (days, ISO weeks starting on
 //!   Monday, months, years) that hold a backup, the newest backup of each. Buckets follow the
 //!   calendar of the chosen time zone, not the time the policy runs.
 //! - `within d`: every backup made within `d` (years, months, days, hours: `2y5m7d3h`) of the
-//!   newest backup.
-//! - A backup kept by any rule is kept. When a calendar rule finds fewer buckets than it may keep,
-//!   the oldest backup is kept as well ("oldest daily"). Backups dated in the future are kept and
-//!   left out of every rule; so are backups whose date cannot be read. The newest backup is never
-//!   removed.
+//!   newest backup, counted back on the calendar as restic does (Go's `AddDate`: March 31 less
+//!   one month is March 3, not February 28).
+//! - A backup kept by any rule is kept. A rule that still has buckets left when it reaches the
+//!   oldest backup keeps that one too ("oldest daily"), even when it shares a bucket with a newer
+//!   one; `unlimited` rules always do.
+//! - Beyond restic: backups dated in the future are kept and left out of every rule (a clock that
+//!   ran ahead must not use up the buckets of real backups), so are backups whose date cannot be
+//!   read, and the newest backup is never removed. A policy whose every rule is off or zero is
+//!   refused, as restic refuses it.
 
-use chrono::{DateTime, Datelike, Months, NaiveDateTime, TimeZone, Timelike, Utc};
+use chrono::{
+    DateTime, Datelike, FixedOffset, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc,
+};
 use chrono_tz::Tz;
 
 /// How many of a rule's buckets to keep.
@@ -22,6 +28,13 @@ pub enum Count {
     Off,
     Keep(u32),
     Unlimited,
+}
+
+impl Count {
+    /// Whether the rule keeps anything at all (`Keep(0)` is restic's "off").
+    fn is_on(self) -> bool {
+        !matches!(self, Count::Off | Count::Keep(0))
+    }
 }
 
 /// `2y5m7d3h`: a span on the calendar.
@@ -42,6 +55,21 @@ pub struct Policy {
     pub monthly: Count,
     pub yearly: Count,
     pub within: Option<Span>,
+}
+
+impl Policy {
+    /// Whether no rule keeps anything: restic refuses to act on such a policy, and so do we.
+    pub fn is_empty(&self) -> bool {
+        let counts = [
+            self.last,
+            self.hourly,
+            self.daily,
+            self.weekly,
+            self.monthly,
+            self.yearly,
+        ];
+        !counts.iter().any(|c| c.is_on()) && self.within.is_none_or(|span| span.is_zero())
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -111,14 +139,31 @@ impl Span {
         Ok(span)
     }
 
-    /// `at` moved back by this span on the calendar (months and years keep the day of month
-    /// where it exists).
-    fn before(self, at: DateTime<Utc>) -> DateTime<Utc> {
-        let months = self.years.saturating_mul(12).saturating_add(self.months);
-        let moved = at.checked_sub_months(Months::new(months)).unwrap_or(at);
-        moved
-            - chrono::Duration::days(i64::from(self.days))
-            - chrono::Duration::hours(i64::from(self.hours))
+    fn is_zero(self) -> bool {
+        self == Span::default()
+    }
+
+    /// `at` moved back by this span the way restic does it: Go's `AddDate(-y, -m, -d)` in the
+    /// backup's own UTC offset (a day of month past the month's end rolls over into the next
+    /// month), then the hours.
+    fn before(self, at: DateTime<FixedOffset>) -> DateTime<Utc> {
+        let wall = at.naive_local();
+        let months = i64::from(wall.year()) * 12 + i64::from(wall.month0())
+            - i64::from(self.years) * 12
+            - i64::from(self.months);
+        let first = i32::try_from(months.div_euclid(12))
+            .ok()
+            .and_then(|year| NaiveDate::from_ymd_opt(year, months.rem_euclid(12) as u32 + 1, 1));
+        let offset_days = i64::from(wall.day()) - 1 - i64::from(self.days);
+        let moved = first
+            .and_then(|first| first.checked_add_signed(TimeDelta::days(offset_days)))
+            .map(|date| date.and_time(wall.time()))
+            .and_then(|wall| at.offset().from_local_datetime(&wall).single());
+        match moved {
+            Some(moved) => moved.with_timezone(&Utc) - TimeDelta::hours(i64::from(self.hours)),
+            // Beyond the calendar: every backup is within the span.
+            None => DateTime::<Utc>::MIN_UTC,
+        }
     }
 }
 
@@ -159,24 +204,26 @@ pub struct Plan {
     pub remove: Vec<Item>,
 }
 
-/// The calendar rules, each with its bucket of a wall-clock time.
-type Bucket = fn(NaiveDateTime) -> (i32, u32, u32, u32);
+/// A counting rule's bucket of the `index`th newest backup at wall-clock time `wall`.
+type Bucket = fn(usize, NaiveDateTime) -> (i64, u32, u32, u32);
 
-const CALENDAR: [(&str, Bucket); 5] = [
-    ("hourly", |t| (t.year(), t.month(), t.day(), t.hour())),
-    ("daily", |t| (t.year(), t.month(), t.day(), 0)),
-    ("weekly", |t| {
-        let week = t.iso_week();
-        (week.year(), week.week(), 0, 0)
+/// restic's counting rules, in its order: `last` (every backup its own bucket), then the calendar.
+const RULES: [(&str, Bucket); 6] = [
+    ("last", |index, _| (index as i64, 0, 0, 0)),
+    ("hourly", |_, t| {
+        (t.year().into(), t.month(), t.day(), t.hour())
     }),
-    ("monthly", |t| (t.year(), t.month(), 0, 0)),
-    ("yearly", |t| (t.year(), 0, 0, 0)),
+    ("daily", |_, t| (t.year().into(), t.month(), t.day(), 0)),
+    ("weekly", |_, t| {
+        let week = t.iso_week();
+        (week.year().into(), week.week(), 0, 0)
+    }),
+    ("monthly", |_, t| (t.year().into(), t.month(), 0, 0)),
+    ("yearly", |_, t| (t.year().into(), 0, 0, 0)),
 ];
 
-fn parse_date(date: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(date)
-        .ok()
-        .map(|d| d.with_timezone(&Utc))
+fn parse_date(date: &str) -> Option<DateTime<FixedOffset>> {
+    DateTime::parse_from_rfc3339(date).ok()
 }
 
 /// Which of `items` `policy` keeps and which it removes, at `now` in `zone`.
@@ -186,36 +233,33 @@ pub fn plan(
     now: DateTime<Utc>,
     zone: Zone,
 ) -> Result<Plan, PruneError> {
-    let counts = [
+    if policy.is_empty() {
+        return Err(PruneError::EmptyPolicy);
+    }
+    let mut dated: Vec<(Item, Option<DateTime<FixedOffset>>)> = items
+        .iter()
+        .map(|item| (item.clone(), parse_date(&item.date)))
+        .collect();
+    // Newest first; undated ones last (they are kept, whatever their place).
+    dated.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.slug.cmp(&a.0.slug)));
+    let counted = |at: &Option<DateTime<FixedOffset>>| at.is_some_and(|at| at <= now);
+    let newest = dated.iter().position(|(_, at)| counted(at));
+    let oldest = dated.iter().rposition(|(_, at)| counted(at));
+    let within = policy.within.filter(|span| !span.is_zero());
+    let within_from = match (within, newest.and_then(|i| dated[i].1)) {
+        (Some(span), Some(latest)) => Some(span.before(latest)),
+        _ => None,
+    };
+    let mut left = [
+        policy.last,
         policy.hourly,
         policy.daily,
         policy.weekly,
         policy.monthly,
         policy.yearly,
     ];
-    if policy.last == Count::Off
-        && counts.iter().all(|c| *c == Count::Off)
-        && policy.within.is_none()
-    {
-        return Err(PruneError::EmptyPolicy);
-    }
-    let mut dated: Vec<(Item, Option<DateTime<Utc>>)> = items
-        .iter()
-        .map(|item| (item.clone(), parse_date(&item.date)))
-        .collect();
-    // Newest first; undated ones last (they are kept, whatever their place).
-    dated.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| b.0.slug.cmp(&a.0.slug)));
+    let mut previous: [Option<(i64, u32, u32, u32)>; 6] = [None; 6];
     let mut reasons: Vec<Vec<String>> = vec![Vec::new(); dated.len()];
-    let newest = dated
-        .iter()
-        .position(|(_, at)| at.is_some_and(|at| at <= now));
-    let within_from = match (policy.within, newest) {
-        (Some(span), Some(i)) => dated[i].1.map(|latest| span.before(latest)),
-        _ => None,
-    };
-    let mut last_left = policy.last;
-    let mut left = counts;
-    let mut previous: [Option<(i32, u32, u32, u32)>; 5] = [None; 5];
     for (i, (_, at)) in dated.iter().enumerate() {
         let Some(at) = *at else {
             reasons[i].push("undated".into());
@@ -225,35 +269,30 @@ pub fn plan(
             reasons[i].push("in the future".into());
             continue;
         }
-        if Some(i) == newest {
-            reasons[i].push("newest".into());
-        }
-        if take(&mut last_left) {
-            reasons[i].push("last".into());
-        }
-        let wall = zone.local(at);
-        for (rule, ((name, bucket), left)) in CALENDAR.iter().zip(left.iter_mut()).enumerate() {
-            let value = bucket(wall);
-            if *left != Count::Off && previous[rule] != Some(value) && take(left) {
-                previous[rule] = Some(value);
-                reasons[i].push((*name).into());
-            }
-        }
-        if let (Some(from), Some(span)) = (within_from, policy.within) {
+        let why = &mut reasons[i];
+        if let (Some(from), Some(span)) = (within_from, within) {
             if at > from {
-                reasons[i].push(format!("within {span}"));
+                why.push(format!("within {span}"));
             }
         }
-    }
-    // A rule that found fewer buckets than it may keep also keeps the oldest backup.
-    if let Some(oldest) = dated
-        .iter()
-        .rposition(|(_, at)| at.is_some_and(|at| at <= now))
-    {
-        for ((name, _), left) in CALENDAR.iter().zip(left) {
-            if matches!(left, Count::Keep(n) if n > 0) {
-                reasons[oldest].push(format!("oldest {name}"));
+        let wall = zone.local(at.with_timezone(&Utc));
+        for (rule, ((name, bucket), left)) in RULES.iter().zip(left.iter_mut()).enumerate() {
+            if !left.is_on() {
+                continue;
             }
+            let value = bucket(i, wall);
+            if previous[rule] != Some(value) {
+                previous[rule] = Some(value);
+                if let Count::Keep(n) = left {
+                    *n -= 1;
+                }
+                why.push((*name).into());
+            } else if Some(i) == oldest {
+                why.push(format!("oldest {name}"));
+            }
+        }
+        if why.is_empty() && Some(i) == newest {
+            why.push("newest".into());
         }
     }
     let mut result = Plan::default();
@@ -265,19 +304,6 @@ pub fn plan(
         }
     }
     Ok(result)
-}
-
-/// Counts one bucket off a rule; false once it has none left.
-fn take(count: &mut Count) -> bool {
-    match count {
-        Count::Off => false,
-        Count::Unlimited => true,
-        Count::Keep(0) => false,
-        Count::Keep(n) => {
-            *n -= 1;
-            true
-        }
-    }
 }
 
 #[cfg(test)]
@@ -303,7 +329,20 @@ mod tests {
     }
 
     fn now() -> DateTime<Utc> {
-        parse_date("2030-01-01T00:00:00+00:00").unwrap()
+        parse_date("2030-01-01T00:00:00+00:00")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    fn reasons<'a>(plan: &'a Plan, slug: &str) -> Option<Vec<&'a str>> {
+        plan.keep
+            .iter()
+            .find(|k| k.item.slug == slug)
+            .map(|k| k.reasons.iter().map(String::as_str).collect())
+    }
+
+    fn removed(plan: &Plan) -> Vec<&str> {
+        plan.remove.iter().map(|i| i.slug.as_str()).collect()
     }
 
     /// restic's documentation: one backup every Sunday for 12 weeks, `--keep-daily 4`.
@@ -332,8 +371,15 @@ mod tests {
             kept(&plan),
             ["e1ae2f40", "dfee9fb4", "59403279", "8f8018c0"]
         );
-        assert_eq!(plan.remove.len(), 8);
-        assert_eq!(plan.keep[1].reasons, ["daily"]);
+        // Exactly restic's output: each kept as a "daily snapshot", the first eight removed.
+        assert!(plan.keep.iter().all(|k| k.reasons == ["daily"]));
+        assert_eq!(
+            removed(&plan),
+            [
+                "e1a7b58b", "b9553125", "5d33b116", "8cf1cb9a", "eb430a5d", "f6b1f037", "46cfe4d5",
+                "0a1f9759"
+            ]
+        );
     }
 
     #[test]
@@ -362,41 +408,128 @@ mod tests {
             within: Some(Span::parse("1h").unwrap()),
         };
         let plan = plan(&list, &policy, now(), utc()).unwrap();
-        let reasons = |slug: &str| {
-            plan.keep
-                .iter()
-                .find(|k| k.item.slug == slug)
-                .map(|k| k.reasons.clone())
-        };
+        let why = |slug: &str| reasons(&plan, slug).unwrap();
         assert_eq!(
-            reasons("h3").unwrap(),
+            why("h3"),
             [
-                "newest",
+                "within 1h",
                 "last",
                 "hourly",
                 "daily",
                 "weekly",
                 "monthly",
-                "yearly",
-                "within 1h"
+                "yearly"
             ]
         );
-        assert_eq!(reasons("h2").unwrap(), ["last", "within 1h"]);
-        assert_eq!(reasons("h1").unwrap(), ["hourly", "within 1h"]);
-        assert_eq!(reasons("d1").unwrap(), ["daily", "weekly"]);
-        assert_eq!(reasons("w1").unwrap(), ["weekly"]);
-        assert_eq!(reasons("m1").unwrap(), ["monthly"]);
-        assert_eq!(reasons("y1").unwrap(), ["monthly", "yearly"]);
-        assert_eq!(reasons("y0").unwrap(), ["yearly"]);
-        // The yearly rule found three of four buckets: the oldest backup is kept too.
-        assert_eq!(reasons("y00").unwrap(), ["oldest yearly"]);
+        assert_eq!(why("h2"), ["within 1h", "last"]);
+        assert_eq!(why("h1"), ["within 1h", "hourly"]);
+        assert_eq!(why("d1"), ["daily", "weekly"]);
+        assert_eq!(why("w1"), ["weekly"]);
+        assert_eq!(why("m1"), ["monthly"]);
+        assert_eq!(why("y1"), ["monthly", "yearly"]);
+        assert_eq!(why("y0"), ["yearly"]);
+        // The yearly rule has a bucket left at the oldest backup, which shares y0's year.
+        assert_eq!(why("y00"), ["oldest yearly"]);
+        assert_eq!(removed(&plan), ["d0", "m0"]);
+    }
+
+    /// restic's documentation today: weekday backups, two on Fridays, none last Wednesday;
+    /// `forget --keep-daily 5`. (Its output names the 23:00 Friday backup 8a603ddf, the ID of
+    /// the 11:00 one it removes; the time tells which it keeps.)
+    #[test]
+    fn restic_weekdays_keep_daily_five() {
+        let list = items(&[
+            ("60e5c031", "2025-04-21T11:00:00+00:00"),
+            ("1dccffe9", "2025-04-22T11:00:00+00:00"),
+            ("90a5c949", "2025-04-23T11:00:00+00:00"),
+            ("79580708", "2025-04-24T11:00:00+00:00"),
+            ("8a603ddf", "2025-04-25T11:00:00+00:00"),
+            ("ae33bf10", "2025-04-25T23:00:00+00:00"),
+            ("fb8b1418", "2025-04-28T11:00:00+00:00"),
+            ("1db188b4", "2025-04-29T11:00:00+00:00"),
+            ("7baa4f28", "2025-05-01T11:00:00+00:00"),
+            ("05c48af3", "2025-05-02T11:00:00+00:00"),
+            ("ad72e262", "2025-05-02T23:00:00+00:00"),
+        ]);
+        let policy = Policy {
+            daily: Count::Keep(5),
+            ..Policy::default()
+        };
+        let plan = plan(&list, &policy, now(), utc()).unwrap();
         assert_eq!(
-            plan.remove
-                .iter()
-                .map(|i| i.slug.as_str())
-                .collect::<Vec<_>>(),
-            ["d0", "m0"]
+            kept(&plan),
+            ["ad72e262", "7baa4f28", "1db188b4", "fb8b1418", "ae33bf10"]
         );
+        assert!(plan.keep.iter().all(|k| k.reasons == ["daily"]));
+        assert_eq!(
+            removed(&plan),
+            ["05c48af3", "8a603ddf", "79580708", "90a5c949", "1dccffe9", "60e5c031"]
+        );
+    }
+
+    #[test]
+    fn the_oldest_backup_as_restic_keeps_it() {
+        let list = items(&[
+            ("b", "2029-06-02T10:00:00+00:00"),
+            ("a", "2029-06-02T09:00:00+00:00"),
+        ]);
+        // Buckets left at the oldest backup, which shares the newer one's day: kept as oldest,
+        // also by an unlimited rule.
+        for daily in [Count::Keep(5), Count::Unlimited] {
+            let policy = Policy {
+                daily,
+                ..Policy::default()
+            };
+            let plan = plan(&list, &policy, now(), utc()).unwrap();
+            assert_eq!(reasons(&plan, "a").unwrap(), ["oldest daily"]);
+        }
+        // A backup with a bucket of its own is kept by the rule itself, not as "oldest" too.
+        let apart = items(&[
+            ("b", "2029-06-03T10:00:00+00:00"),
+            ("a", "2029-06-02T09:00:00+00:00"),
+        ]);
+        let policy = Policy {
+            daily: Count::Keep(5),
+            ..Policy::default()
+        };
+        let plan = plan(&apart, &policy, now(), utc()).unwrap();
+        assert_eq!(reasons(&plan, "a").unwrap(), ["daily"]);
+        // No bucket left: the oldest goes.
+        let policy = Policy {
+            daily: Count::Keep(1),
+            ..Policy::default()
+        };
+        assert_eq!(
+            removed(&super::plan(&list, &policy, now(), utc()).unwrap()),
+            ["a"]
+        );
+    }
+
+    #[test]
+    fn within_counts_back_like_go() {
+        // 2025-03-31 less one month is "February 31", which Go (and so restic) rolls over to
+        // March 3; 2024 was a leap year: March 2.
+        for (latest, inside, outside) in [
+            (
+                "2025-03-31T12:00:00+02:00",
+                "2025-03-03T12:00:01+02:00",
+                "2025-03-03T12:00:00+02:00",
+            ),
+            (
+                "2024-03-31T12:00:00+00:00",
+                "2024-03-02T12:00:01+00:00",
+                "2024-03-02T11:00:00+00:00",
+            ),
+        ] {
+            let list = items(&[("new", latest), ("in", inside), ("out", outside)]);
+            let policy = Policy {
+                within: Some(Span::parse("1m").unwrap()),
+                ..Policy::default()
+            };
+            let plan = plan(&list, &policy, now(), utc()).unwrap();
+            assert_eq!(reasons(&plan, "in").unwrap(), ["within 1m"], "{latest}");
+            assert_eq!(removed(&plan), ["out"], "{latest}");
+        }
     }
 
     #[test]
@@ -433,10 +566,21 @@ mod tests {
         let plan = plan(&list, &policy, now(), utc()).unwrap();
         assert_eq!(kept(&plan), ["future", "new", "bad"]);
         assert_eq!(plan.remove[0].slug, "old");
-        assert_eq!(
-            super::plan(&list, &Policy::default(), now(), utc()),
-            Err(PruneError::EmptyPolicy)
-        );
+        // Off, zero and a zero span are all "no rule", as in restic.
+        for empty in [
+            Policy::default(),
+            Policy {
+                last: Count::Keep(0),
+                daily: Count::Keep(0),
+                within: Some(Span::parse("0d").unwrap()),
+                ..Policy::default()
+            },
+        ] {
+            assert_eq!(
+                super::plan(&list, &empty, now(), utc()),
+                Err(PruneError::EmptyPolicy)
+            );
+        }
         assert!(Span::parse("1w").is_err());
         assert_eq!(Span::parse("2y5m7d3h").unwrap().to_string(), "2y5m7d3h");
         assert!(Zone::parse(Some("Mars/Olympus")).is_err());

@@ -278,6 +278,23 @@ def write_backup(
     return path
 
 
+def v1_encrypt(plaintext: bytes, password: str) -> bytes:
+    """securetar v1 as design §6 describes it: salt, then AES-128-CBC, PKCS7 padded."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    key = password.encode()
+    for _ in range(100):
+        key = hashlib.sha256(key).digest()
+    key = key[:16]
+    salt = os.urandom(16)
+    iv = key + salt
+    for _ in range(100):
+        iv = hashlib.sha256(iv).digest()
+    pad = 16 - len(plaintext) % 16
+    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv[:16])).encryptor()
+    return salt + encryptor.update(plaintext + bytes([pad]) * pad) + encryptor.finalize()
+
+
 def inner_span(backup: Path) -> tuple[int, int]:
     """(offset, size) of the inner archive's bytes inside the outer file."""
     with tarfile.open(backup, "r:") as outer:

@@ -171,20 +171,27 @@ def smb_backend(server: SmbServer, folder: str) -> Backend:
 BACKENDS = ["file", "s3", "webdav", "azure", "sftp", "smb"]
 
 
+def make_backend(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """A fresh, empty place on the store ``kind`` names (one of ``BACKENDS``), its server
+    started by its fixture."""
+    unique = f"t{random.getrandbits(40):010x}"
+    if kind == "file":
+        return file_backend(tmp_path / f"remote-{unique}")
+    if kind == "s3":
+        return s3_backend(request.getfixturevalue("s3_server"), unique)
+    if kind == "webdav":
+        return webdav_backend(request.getfixturevalue("webdav_server"), unique)
+    if kind == "sftp":
+        return sftp_backend(request.getfixturevalue("sshd_server"), unique)
+    if kind == "smb":
+        return smb_backend(request.getfixturevalue("smbd_server"), unique)
+    assert kind == "azure", kind
+    return azure_backend(request.getfixturevalue("azurite_server"), unique)
+
+
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    unique = f"t{random.getrandbits(40):010x}"
-    if request.param == "file":
-        return file_backend(tmp_path / "remote")
-    if request.param == "s3":
-        return s3_backend(request.getfixturevalue("s3_server"), unique)
-    if request.param == "webdav":
-        return webdav_backend(request.getfixturevalue("webdav_server"), unique)
-    if request.param == "sftp":
-        return sftp_backend(request.getfixturevalue("sshd_server"), unique)
-    if request.param == "smb":
-        return smb_backend(request.getfixturevalue("smbd_server"), unique)
-    return azure_backend(request.getfixturevalue("azurite_server"), unique)
+    return make_backend(request.param, request, tmp_path)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from helpers import (
     make_config_dir,
     snapshot,
     temp_leftovers,
+    v1_encrypt,
     write_backup,
 )
 from securetar import SecureTarArchive, SecureTarFile, atomic_contents_add
@@ -86,21 +87,6 @@ async def test_we_open_home_assistants_protected_backup(
     assert snapshot(dest) == snapshot(config)
     report = await habackup.async_verify_archive(path, password=PASSWORD)
     assert report["securetar_version"] == version
-
-
-def v1_encrypt(plaintext: bytes, password: str) -> bytes:
-    """securetar v1 as design §6 describes it: salt, then AES-128-CBC, PKCS7 padded."""
-    key = password.encode()
-    for _ in range(100):
-        key = hashlib.sha256(key).digest()
-    key = key[:16]
-    salt = os.urandom(16)
-    iv = key + salt
-    for _ in range(100):
-        iv = hashlib.sha256(iv).digest()
-    pad = 16 - len(plaintext) % 16
-    encryptor = Cipher(algorithms.AES(key), modes.CBC(iv[:16])).encryptor()
-    return salt + encryptor.update(plaintext + bytes([pad]) * pad) + encryptor.finalize()
 
 
 def test_reads_a_v1_backup(config: Path, tmp_path: Path) -> None:

@@ -7,11 +7,12 @@ import asyncio
 import hashlib
 import random
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 from helpers import make_config_dir
-from stores import MIB, Backend, file_backend, s3_backend, webdav_backend
+from stores import MIB, Backend, file_backend, make_backend, s3_backend, webdav_backend
 
 import habackup
 
@@ -64,15 +65,9 @@ async def test_quick_verify_finds_a_flipped_byte(backend: Backend, small_backup:
         await habackup.async_verify_backup(url, "deadbeef", options=options)
 
 
-@pytest.mark.parametrize("kind", ["file", "s3"])
 async def test_deep_verify_checks_the_password_and_every_mac(
-    kind: str, protected_backup: Path, tmp_path: Path, request: pytest.FixtureRequest
+    backend: Backend, protected_backup: Path, tmp_path: Path
 ) -> None:
-    if kind == "file":
-        backend = file_backend(tmp_path / "store")
-    else:
-        server = request.getfixturevalue("s3_server")
-        backend = s3_backend(server, f"deep{random.getrandbits(32):x}")
     url, options = location_of(backend)
     await backend.agent().async_upload_backup(path=protected_backup)
     slug = habackup.read_backup(protected_backup).slug
@@ -217,3 +212,92 @@ async def test_an_interrupted_copy_leaves_nothing_listed(
         await task
     assert await dest.agent().async_list_backups() == []
     assert not [n for n in dest.names() if n.endswith(".metadata.json")]
+
+
+@pytest.mark.parametrize(("source", "dest"), [("sftp", "smb"), ("smb", "sftp")])
+async def test_copy_between_network_stores(
+    source: str, dest: str, protected_backup: Path, tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    """SFTP and SMB as any other location: a folder copied up, copied across with progress
+    (checked on the way), nothing sent the second time, the copy verified deep where it is."""
+    src = make_backend(source, request, tmp_path)
+    dst = make_backend(dest, request, tmp_path)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    shutil.copy(protected_backup, folder / "Automatic_backup.tar")
+    slug = habackup.read_backup(protected_backup).slug
+    digest = hashlib.sha256(protected_backup.read_bytes()).hexdigest()
+    up = await habackup.async_copy_backup(str(folder), slug, src.url, dest_options=src.options)
+    assert (up.sent, up.sha256) == (True, digest)
+    progress: list[tuple[int, int]] = []
+    across = await habackup.async_copy_backup(
+        src.url, slug, dst.url, options=src.options, dest_options=dst.options,
+        on_progress=lambda d, t: progress.append((d, t)),
+    )
+    assert (across.sent, across.sha256) == (True, digest)
+    assert progress[-1] == (protected_backup.stat().st_size,) * 2
+    assert dst.get(f"{slug}.tar") == protected_backup.read_bytes()
+    again = await habackup.async_copy_backup(
+        src.url, slug, dst.url, options=src.options, dest_options=dst.options
+    )
+    assert not again.sent
+    deep = await habackup.async_verify_backup(
+        dst.url, slug, deep=True, password=PASSWORD, options=dst.options
+    )
+    assert deep.ok, deep.problems
+    assert deep.sha256 == digest
+    # A flipped byte at the destination is found by the quick check.
+    data = bytearray(dst.get(f"{slug}.tar"))
+    data[100] ^= 0x01
+    dst.put(f"{slug}.tar", bytes(data))
+    quick = await habackup.async_verify_backup(dst.url, slug, options=dst.options)
+    assert not quick.ok
+    assert any("sha256" in p for p in quick.problems), quick.problems
+
+
+@pytest.mark.parametrize("key", ["limit_upload", "limit_download"])
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [("fast", "fast"), ("-1MiB", "-1MiB"), ("100", "below 1 KiB/s"), ("2 parsecs", "parsecs")],
+)
+def test_a_bad_bandwidth_limit_is_refused(key: str, value: str, why: str, tmp_path: Path) -> None:
+    with pytest.raises(habackup.errors.BackupAgentConfigError) as caught:
+        habackup.ObjectStoreBackupSyncAgent("x", f"file://{tmp_path}", options={key: value})
+    assert key in str(caught.value)
+    assert why in str(caught.value)
+    with pytest.raises(habackup.errors.BackupAgentConfigError, match=key):
+        habackup.verify_backup(f"file://{tmp_path}", "deadbeef", options={key: value})
+
+
+async def test_bandwidth_limits_on_a_real_transfer(
+    backend: Backend, protected_backup: Path, tmp_path: Path
+) -> None:
+    """Both limits on every store: the bytes arrive whole, progress comes in small steps, and
+    the transfer is held back (a floor, not a speed: a slow machine only makes it longer). How
+    close the rate stays to the limit is benches/trust_stores.py's to measure."""
+    size = protected_backup.stat().st_size
+    limits = {"limit_upload": "1MiB", "limit_download": "1MiB/s"}
+    agent = backend.agent(**limits)
+    steps: list[int] = []
+    started = time.monotonic()
+    await agent.async_upload_backup(
+        path=protected_backup, on_progress=lambda done, total: steps.append(done)
+    )
+    # 3 MiB at 1 MiB/s, less the quarter second of burst a quiet agent may send at once.
+    assert time.monotonic() - started > size / MIB - 0.5
+    assert steps[-1] == size
+    assert len(steps) > size // MIB  # at least one a second
+    slug = habackup.read_backup(protected_backup).slug
+    assert backend.get(f"{slug}.tar") == protected_backup.read_bytes()
+    steps.clear()
+    started = time.monotonic()
+    await agent.async_download_backup(
+        id=slug, path=tmp_path / "back.tar", on_progress=lambda done, total: steps.append(done)
+    )
+    assert time.monotonic() - started > size / MIB - 0.5
+    assert steps[-1] == size
+    assert len(steps) > size // MIB  # at least one a second
+    assert (tmp_path / "back.tar").read_bytes() == protected_backup.read_bytes()
+    unlimited = await habackup.async_verify_backup(backend.url, slug, options=backend.options)
+    assert unlimited.ok, unlimited.problems

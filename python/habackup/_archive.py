@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Sequence
 from typing import Any, Unpack
 
 from . import _core
@@ -62,9 +63,19 @@ def is_valid_slug(slug: str) -> bool:
 
 
 def extract_archive(
-    path: StrPath, dest: StrPath, *, password: str | None = None
+    path: StrPath,
+    dest: StrPath,
+    *,
+    password: str | None = None,
+    include: Sequence[str] | None = None,
 ) -> dict[str, int]:
     """Extract the backed-up config dir into ``dest`` (absent or empty), atomically.
+
+    With ``include`` only the paths its patterns match are extracted, and everything in a
+    directory they match (the syntax of ``excludes``: anchored at the top of the config dir,
+    ``*`` within a segment, ``**`` across segments: ``www``, ``www/*.png``, ``**/*.yaml``); the
+    directories above them are made as needed. A pattern that matched nothing is logged as a
+    warning; when none matched anything, ``ArchiveError`` is raised and nothing is written.
 
     Returns counts of the files, directories, symlinks and bytes written. Symlinks are
     recreated as links wherever they point (as Home Assistant's restore does), but nothing is
@@ -74,16 +85,29 @@ def extract_archive(
     ``password``; a wrong or missing one raises IncorrectPasswordError and writes nothing. A full
     destination raises ArchiveError naming the file that did not fit.
     """
-    return _core.extract_archive(path, dest, password=password)
+    return _core.extract_archive(path, dest, password=password, include=_patterns(include))
 
 
 async def async_extract_archive(
-    path: StrPath, dest: StrPath, *, password: str | None = None
+    path: StrPath,
+    dest: StrPath,
+    *,
+    password: str | None = None,
+    include: Sequence[str] | None = None,
 ) -> dict[str, int]:
     """Extract without blocking the event loop; see :func:`extract_archive`."""
     token = _core.CancelToken()
-    future = _core.extract_archive_async(path, dest, password=password, cancel=token)
+    future = _core.extract_archive_async(
+        path, dest, password=password, include=_patterns(include), cancel=token
+    )
     return await await_cleanly(future, token)
+
+
+def _patterns(include: Sequence[str] | None) -> list[str] | None:
+    if isinstance(include, str):
+        # A lone string would be taken letter by letter.
+        raise TypeError("include takes a list of patterns, not a str")
+    return None if include is None else list(include)
 
 
 def restore_archive(

@@ -25,10 +25,14 @@ __all__ = [
     "copy_backup_async",
     "create_archive",
     "create_archive_async",
+    "diff_backups",
+    "diff_backups_async",
     "extract_archive",
     "extract_archive_async",
     "is_valid_slug",
     "list_backups",
+    "list_members",
+    "list_members_async",
     "plan_prune",
     "prune_location",
     "prune_location_async",
@@ -87,6 +91,10 @@ class Backup:
     def agents(self) -> dict[str, str]:
         """Agent id -> that agent's own id for its copy (what its ``async_download_backup`` and
         ``async_delete_backup`` take as ``id``)."""
+    @property
+    def pruned(self) -> dict[str, list[str]]:
+        """Where the manager's retention policy removed backups once this one was made: agent
+        id (``"local"`` for the backup dir) -> the slugs removed there, newest first."""
     def __new__(
         cls,
         *,
@@ -102,6 +110,7 @@ class Backup:
         synced_agents: list[str] = ...,
         failed_agents: dict[str, str] = ...,
         agents: dict[str, str] = ...,
+        pruned: dict[str, list[str]] = ...,
     ) -> Backup: ...
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field (the path as a string)."""
@@ -137,15 +146,35 @@ def restore_archive_async(
     cancel: CancelToken | None = None,
 ) -> Awaitable[dict[str, Any]]: ...
 def extract_archive(
-    path: _StrPath, dest: _StrPath, *, password: str | None = None
+    path: _StrPath,
+    dest: _StrPath,
+    *,
+    password: str | None = None,
+    include: list[str] | None = None,
 ) -> dict[str, int]: ...
 def extract_archive_async(
     path: _StrPath,
     dest: _StrPath,
     *,
     password: str | None = None,
+    include: list[str] | None = None,
     cancel: CancelToken | None = None,
 ) -> Awaitable[dict[str, int]]: ...
+def list_members(path: _StrPath, *, password: str | None = None) -> list[dict[str, Any]]: ...
+def list_members_async(
+    path: _StrPath, *, password: str | None = None, cancel: CancelToken | None = None
+) -> Awaitable[list[dict[str, Any]]]: ...
+def diff_backups(
+    a: _StrPath, b: _StrPath, *, password: str | None = None, password_b: str | None = None
+) -> dict[str, Any]: ...
+def diff_backups_async(
+    a: _StrPath,
+    b: _StrPath,
+    *,
+    password: str | None = None,
+    password_b: str | None = None,
+    cancel: CancelToken | None = None,
+) -> Awaitable[dict[str, Any]]: ...
 def validate_password(path: _StrPath, password: str) -> bool: ...
 def verify_archive(path: _StrPath, *, password: str | None = None) -> VerifyReport: ...
 def verify_archive_async(
@@ -182,6 +211,8 @@ class BackupManagerCore:
         ha_version: str | None,
         agent_timeout: float | None,
         on_event: Callable[[dict[str, Any]], None],
+        retention: dict[str, Any] | None = None,
+        retention_tz: str | None = None,
     ) -> BackupManagerCore: ...
     @property
     def state(self) -> str: ...
@@ -230,6 +261,15 @@ class BackupManagerCore:
         restore_database: bool = True,
         cancel: CancelToken | None = None,
     ) -> Awaitable[None]: ...
+    def verify_backup(
+        self,
+        slug: str,
+        *,
+        agent_ids: list[str] | None = None,
+        deep: bool = False,
+        password: str | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Awaitable[dict[str, dict[str, Any]]]: ...
 
 @final
 class ObjectStoreClient:
@@ -289,6 +329,7 @@ def verify_backup(
     deep: bool = False,
     password: str | None = None,
     options: list[tuple[str, str]] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]: ...
 def verify_backup_async(
     location: str,
@@ -297,6 +338,7 @@ def verify_backup_async(
     deep: bool = False,
     password: str | None = None,
     options: list[tuple[str, str]] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
     cancel: CancelToken | None = None,
 ) -> Awaitable[dict[str, Any]]: ...
 def copy_backup(

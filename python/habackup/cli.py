@@ -1,5 +1,5 @@
-"""habackup: create, list, inspect, verify, extract, restore and move Home Assistant backups,
-locally or on object stores (S3, GCS, Azure, WebDAV, file://)."""
+"""habackup: create, list, inspect, verify, extract, restore, move, copy and prune Home
+Assistant backups, locally or on object stores (S3, GCS, Azure, WebDAV, file://)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ._cli import commands
+from ._cli import commands, inside, trust
 from ._cli.inputs import UsageError
 from ._cli.output import clean, error, warn
 from ._cli.progress import write_line
@@ -144,14 +144,52 @@ def _parser() -> argparse.ArgumentParser:
     info = add("info", commands.info, "show a backup's metadata")
     info.add_argument("file", metavar="FILE")
 
-    verify = add("verify", commands.verify, "decode a whole backup and check every checksum")
-    verify.add_argument("file", metavar="FILE")
+    verify = add(
+        "verify",
+        trust.verify,
+        "check backups: a FILE decoded whole; in a DIR or store the named backups where they "
+        "are stored (exit 1 when any is bad, each problem on its own line)",
+    )
+    verify.add_argument("target", metavar="FILE_OR_DIR_OR_URL")
+    verify.add_argument("slugs", nargs="*", metavar="SLUG", help="backups in the DIR or store")
+    verify.add_argument("--all", action="store_true", help="every backup in the DIR or store")
+    verify.add_argument(
+        "--deep",
+        action="store_true",
+        help="also decode every byte (the password, every MAC, gzip CRCs, the tar structure); "
+        "without it a stored backup's size and sha256 are checked against its metadata and its "
+        "backup.json read (a folder records no sha256: only --deep finds a changed byte there)",
+    )
     _add_password_options(verify)
+    _add_store_options(verify)
 
     extract = add("extract", commands.extract, "extract a backup's config dir into a new dir")
     extract.add_argument("file", metavar="FILE")
     extract.add_argument("dest", metavar="DEST", help="absent or empty directory")
+    extract.add_argument(
+        "--include",
+        action="append",
+        metavar="PATTERN",
+        help="extract only the paths matching PATTERN (repeatable) and everything in the "
+        "directories it matches; the syntax of create's --exclude ('www', 'www/*.png', "
+        "'**/*.yaml'). A pattern that matches nothing gets a warning; none matching anything "
+        "fails and writes nothing.",
+    )
     _add_password_options(extract)
+
+    ls = add("ls", inside.list_members, "list the files inside a backup (every byte decoded)")
+    ls.add_argument("file", metavar="FILE")
+    _add_password_options(ls)
+
+    diff = add(
+        "diff",
+        inside.diff,
+        "list the files added (+), removed (-) and changed (M: type, size, content or link "
+        "target) from FILE_A to FILE_B",
+    )
+    diff.add_argument("file_a", metavar="FILE_A")
+    diff.add_argument("file_b", metavar="FILE_B")
+    _add_password_options(diff)
 
     restore = add(
         "restore",
@@ -184,7 +222,68 @@ def _parser() -> argparse.ArgumentParser:
         help="directory that gets SLUG.tar (created if missing)",
     )
     _add_store_options(download)
+    _add_trust_commands(add)
     return parser
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _add_trust_commands(add: Callable[[str, Handler, str], Any]) -> None:
+    prune = add(
+        "prune",
+        trust.prune,
+        "remove the backups a retention policy does not keep (restic's forget --keep-*); "
+        "the newest is always kept",
+    )
+    prune.add_argument("location", metavar="DIR_OR_URL")
+    for unit, what in (
+        ("last", "the N newest backups"),
+        ("hourly", "the newest backup of each of the N newest hours that hold one"),
+        ("daily", "... of each of the N newest days"),
+        ("weekly", "... of each of the N newest ISO weeks"),
+        ("monthly", "... of each of the N newest months"),
+        ("yearly", "... of each of the N newest years"),
+    ):
+        prune.add_argument(
+            f"--keep-{unit}",
+            type=trust.keep_count,
+            metavar="N",
+            help=f"keep {what} ('unlimited': all of them)",
+        )
+    prune.add_argument(
+        "--keep-within",
+        metavar="DURATION",
+        help="keep every backup within DURATION of the newest: years, months, days, hours "
+        "('1y6m', '30d', '2y5m7d3h')",
+    )
+    prune.add_argument(
+        "--tz",
+        metavar="ZONE",
+        help="the time zone of the hours, days, weeks, months and years (an IANA name such as "
+        "Europe/Berlin; default this machine's)",
+    )
+    prune.add_argument(
+        "--dry-run", action="store_true", help="show what would be removed, remove nothing"
+    )
+    _add_store_options(prune)
+
+    copy = add(
+        "copy",
+        trust.copy,
+        "copy a backup between folders and stores, checked on the way (size and sha256); a copy "
+        "already there with the same bytes is left alone",
+    )
+    copy.add_argument("source", metavar="SOURCE_DIR_OR_URL")
+    copy.add_argument("slug", metavar="SLUG")
+    copy.add_argument("dest", metavar="DEST_DIR_OR_URL")
+    _add_store_options(copy)
+    copy.add_argument(
+        "--dest-option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="DEST store option (repeatable); --option is SOURCE's",
+    )
 
 
 class _Warnings(logging.Handler):

@@ -17,7 +17,9 @@ from typing import Any, Literal, TypeVar, cast
 from . import _core
 from ._cancel import await_cleanly
 from ._core import Backup, BackupSyncAgent
+from ._locations import verify_result
 from .errors import BackupAgentError
+from .models import RetentionPolicy, VerifyResult
 
 _LOGGER = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -44,13 +46,21 @@ class _Subscribers:
 
 
 class BackupManager:
-    """Creates, lists, syncs, downloads, removes and restores Home Assistant backups.
+    """Creates, lists, syncs, downloads, removes, restores and verifies Home Assistant backups.
 
     ``hass`` is passed unchanged to the platforms' hooks and agent factories. ``ha_version`` is
     the version backups record (default: ``config_dir``'s ``.HA_VERSION``; a dir without one
     cannot be backed up without it). ``agent_timeout`` is the limit in seconds for each agent
-    call (``None``: no limit).
+    call (``None``: no limit). ``retention`` is applied after each backup that was made: to the
+    backup dir and to every agent that now holds the new backup, deleting through the agents
+    (the new backup, the newest, is always kept); what it removed is the returned
+    ``Backup.pruned`` and ``cleaning_up`` events, and a failure there is logged and reported
+    as an event, never failing the backup. An empty or malformed policy is a ``ValueError``.
     """
+
+    LOCAL = "local"
+    """The backup dir's key among agent ids: in :meth:`async_verify_backup`'s results and
+    ``agent_ids``, and in ``Backup.pruned`` (agent ids always hold a dot: it never clashes)."""
 
     def __init__(
         self,
@@ -60,12 +70,21 @@ class BackupManager:
         backup_dir: StrPath | None = None,
         ha_version: str | None = None,
         agent_timeout: float | None = None,
+        retention: RetentionPolicy | None = None,
     ) -> None:
         self.hass = hass
         self._subscribers = _Subscribers()
         self._core = _core.BackupManagerCore(
-            hass, config_dir, backup_dir, ha_version, agent_timeout, self._subscribers
+            hass,
+            config_dir,
+            backup_dir,
+            ha_version,
+            agent_timeout,
+            self._subscribers,
+            retention=dict(retention.rules()) if retention is not None else None,
+            retention_tz=retention.tz if retention is not None else None,
         )
+        self._retention = retention
 
     @property
     def config_dir(self) -> Path:
@@ -78,6 +97,11 @@ class BackupManager:
         there are never part of a backup (Home Assistant's default excludes), and a restore keeps
         ``backups/`` as it is."""
         return self._core.backup_dir
+
+    @property
+    def retention(self) -> RetentionPolicy | None:
+        """The retention policy applied after each backup (None: backups are kept)."""
+        return self._retention
 
     @property
     def state(self) -> Literal["idle", "create_backup", "restore_backup"]:
@@ -166,6 +190,38 @@ class BackupManager:
             slug, password=password, restore_database=restore_database, cancel=token
         )
         await await_cleanly(future, token)
+
+    async def async_verify_backup(
+        self,
+        slug: str,
+        *,
+        agent_ids: Sequence[str] | None = None,
+        deep: bool = False,
+        password: str | None = None,
+    ) -> dict[str, VerifyResult]:
+        """Verify backup ``slug`` where each copy is stored: a result per agent id, and the
+        backup dir's copy under :attr:`LOCAL`.
+
+        An object-store agent's copy is checked in place (its bytes streamed through sha256 and
+        compared with the sidecar, backup.json read; nothing written to disk). Any other agent's
+        copy is downloaded to a temp file in the backup dir (removed afterwards) and checked
+        against the size and sha256 the agent lists. ``deep`` also decodes every byte
+        (``password`` for a protected backup: a wrong one is a problem, as is every MAC that
+        fails). ``agent_ids`` picks the places (``"local"`` among them); a named place that does
+        not hold the backup gets a result with a problem, while by default only the places
+        holding it are checked. A damaged copy is a result with ``problems``; ``BackupNotFound``
+        when no place holds the backup at all.
+        """
+        token = _core.CancelToken()
+        future = self._core.verify_backup(
+            slug,
+            agent_ids=list(agent_ids) if agent_ids is not None else None,
+            deep=deep,
+            password=password,
+            cancel=token,
+        )
+        results = await await_cleanly(future, token)
+        return {place: verify_result(data) for place, data in results.items()}
 
     def async_subscribe_events(self, callback: EventCallback) -> Callable[[], None]:
         """Call ``callback(event)`` on the loop thread for every event; returns unsubscribe."""

@@ -2,7 +2,7 @@
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, NotRequired, Required, Self, TypedDict
+from typing import Any, Literal, NotRequired, Required, Self, TypedDict
 
 
 class AddonMetadata(TypedDict):
@@ -228,6 +228,132 @@ class PrunePlan:
         }
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CopyResult:
+    """What :func:`habackup.copy_backup` did: backup ``slug`` from ``source`` to ``dest`` (both
+    without credentials); ``sent`` is False when ``dest`` already held the same bytes (nothing
+    was transferred); ``size`` and ``sha256`` are the copy's, ``metadata`` what ``dest`` keeps
+    beside it (a store's sidecar; a folder's backup.json fields)."""
+
+    slug: str
+    source: str
+    dest: str
+    sent: bool
+    size: int
+    sha256: str | None
+    metadata: Mapping[str, Any] = field(default_factory=dict, hash=False)
+
+
+# Spelled as a union so that it is one at runtime too (stubtest compares the two).
+MemberType = Literal["file"] | Literal["directory"] | Literal["symlink"] | Literal["hardlink"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BackupMember:
+    """One entry of a backup's config dir, as :func:`habackup.list_members` finds it.
+
+    ``path`` is inside the config dir (``/``-separated; a name that is not UTF-8 decoded as
+    Python decodes file names); ``type`` is ``"file"``, ``"directory"``, ``"symlink"`` or
+    ``"hardlink"``; ``size`` the bytes of content (a hard link's file's; 0 for the others);
+    ``mtime`` seconds since the epoch; ``mode`` the permission bits; ``link`` a symlink's target
+    as stored, or the path of the file a hard link names (None for the others).
+    """
+
+    path: str
+    type: MemberType
+    size: int
+    mtime: int
+    mode: int
+    link: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ChangedMember:
+    """A ``path`` in both backups whose type, content (size or bytes) or link target differs:
+    ``before`` is the first backup's entry, ``after`` the second's."""
+
+    path: str
+    before: BackupMember
+    after: BackupMember
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BackupDiff:
+    """What :func:`habackup.diff_backups` found from backup A to backup B, each by path:
+    ``added`` (in B only), ``removed`` (in A only) and ``changed``. Modes and mtimes are not
+    compared."""
+
+    added: tuple[BackupMember, ...]
+    removed: tuple[BackupMember, ...]
+    changed: tuple[ChangedMember, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{"added": [member], "removed": [member], "changed": [{"path", "before",
+        "after"}]}``."""
+        return {
+            "added": [m.as_dict() for m in self.added],
+            "removed": [m.as_dict() for m in self.removed],
+            "changed": [
+                {"path": c.path, "before": c.before.as_dict(), "after": c.after.as_dict()}
+                for c in self.changed
+            ],
+        }
+
+
+Keep = int | Literal["unlimited"] | None
+
+
+class KeepRules(TypedDict, total=False):
+    """A retention policy's rules (restic's ``--keep-*``), as keyword arguments of
+    :func:`habackup.plan_prune` and :func:`habackup.prune`. Counts are a number of backups or
+    ``"unlimited"``; 0 or None is no rule."""
+
+    keep_last: Keep
+    keep_hourly: Keep
+    keep_daily: Keep
+    keep_weekly: Keep
+    keep_monthly: Keep
+    keep_yearly: Keep
+    keep_within: str | None
+    """A span before the newest backup: years, months, days, hours (``"2y5m7d3h"``)."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RetentionPolicy:
+    """Which backups to keep, by restic's rules (see :func:`habackup.plan_prune`): the newest
+    ``keep_last``; the newest backup of each of the ``keep_hourly``, ``keep_daily``,
+    ``keep_weekly``, ``keep_monthly`` and ``keep_yearly`` newest hours, days, ISO weeks, months
+    and years that hold one, in time zone ``tz`` (an IANA name; None: this machine's); every
+    backup within ``keep_within`` (``"2y5m7d3h"``) of the newest. ``"unlimited"`` keeps every
+    bucket. At least one rule must be given.
+    """
+
+    keep_last: Keep = None
+    keep_hourly: Keep = None
+    keep_daily: Keep = None
+    keep_weekly: Keep = None
+    keep_monthly: Keep = None
+    keep_yearly: Keep = None
+    keep_within: str | None = None
+    tz: str | None = None
+
+    def rules(self) -> KeepRules:
+        """The ``keep_*`` rules, as :func:`habackup.plan_prune` takes them."""
+        return KeepRules(
+            keep_last=self.keep_last,
+            keep_hourly=self.keep_hourly,
+            keep_daily=self.keep_daily,
+            keep_weekly=self.keep_weekly,
+            keep_monthly=self.keep_monthly,
+            keep_yearly=self.keep_yearly,
+            keep_within=self.keep_within,
+        )
+
+
 def _addons(value: Any) -> tuple[AddonMetadata, ...]:
     """The well-formed entries of a stored ``addons`` list (a slug at least)."""
     if not isinstance(value, list | tuple):
@@ -249,11 +375,18 @@ def _text_or_none(value: Any) -> str | None:
 
 __all__ = [
     "AddonMetadata",
+    "BackupDiff",
+    "BackupMember",
     "BackupSyncMetadata",
+    "ChangedMember",
+    "CopyResult",
     "CreateOptions",
+    "KeepRules",
     "KeptBackup",
+    "MemberType",
     "PrunePlan",
     "PrunedBackup",
+    "RetentionPolicy",
     "SyncedBackup",
     "VerifyResult",
 ]

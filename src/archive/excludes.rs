@@ -1,4 +1,4 @@
-//! Home Assistant's exclude patterns.
+//! Home Assistant's exclude patterns (and the same syntax for extract's `--include`).
 //!
 //! Home Assistant matches each pattern as `PurePath("data/<path>").full_match("data/<pattern>")`:
 //! anchored at the top of the config dir, `*`, `?` and `[...]` stay inside one path segment, and a
@@ -58,10 +58,15 @@ pub struct Pattern {
 
 impl Pattern {
     pub fn new(pattern: &str) -> Result<Self, ArchiveError> {
+        Self::parse("exclude", pattern)
+    }
+
+    /// `kind` ("exclude", "include") names the pattern in the error.
+    pub fn parse(kind: &str, pattern: &str) -> Result<Self, ArchiveError> {
         let trimmed = pattern.trim_start_matches("./");
         if trimmed.is_empty() || trimmed.starts_with('/') {
             return Err(ArchiveError::InvalidArgument(format!(
-                "exclude pattern {pattern:?} must be a non-empty path relative to the config dir"
+                "{kind} pattern {pattern:?} must be a non-empty path relative to the config dir"
             )));
         }
         let segments = trimmed

@@ -13,6 +13,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use super::include::{Filtered, Include};
 use super::policy::{ExtractSummary, MemberBytes, Rel, Sink};
 use super::tar_reader::Member;
 use super::unpack::unpack;
@@ -50,17 +51,72 @@ pub fn extract_shown_as(
     password: Option<&str>,
     cancel: &CancelToken,
 ) -> Result<ExtractSummary, ArchiveError> {
+    into_new_dir(dest, shown_as, cancel, |root| {
+        unpack_into(path, root, shown_as, password, cancel)
+    })
+}
+
+/// Extracts only the members that `include` patterns (the syntax of excludes) match, or that
+/// lie in a directory one matches, into `dest` (absent or empty); the directories above them
+/// are made as needed. No match at all is an error (nothing is written); each pattern that
+/// matched nothing is logged as a warning.
+pub fn extract_included<S: AsRef<str>>(
+    path: &Path,
+    dest: &Path,
+    password: Option<&str>,
+    include: &[S],
+    cancel: &CancelToken,
+) -> Result<ExtractSummary, ArchiveError> {
+    let mut include = Include::new(include)?;
+    into_new_dir(dest, dest, cancel, |root| {
+        let mut summary = ExtractSummary::default();
+        let sink = Filtered::new(disk_sink(root, dest), &mut include, &mut summary);
+        unpack(path, password, sink, cancel)?;
+        if !include.matched_any() {
+            return Err(ArchiveError::InvalidArgument(format!(
+                "nothing in {} matches {}; nothing was extracted",
+                text::path(path),
+                include
+                    .unmatched()
+                    .iter()
+                    .map(|p| format!("{p:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        for pattern in include.unmatched() {
+            log::warn!(target: "habackup.archive", "include pattern {pattern:?} matched nothing");
+        }
+        Ok(summary)
+    })
+}
+
+/// Fills a temp dir beside `dest` with `fill` and renames it into place once complete.
+fn into_new_dir(
+    dest: &Path,
+    shown_as: &Path,
+    cancel: &CancelToken,
+    fill: impl FnOnce(&Path) -> Result<ExtractSummary, ArchiveError> + Send,
+) -> Result<ExtractSummary, ArchiveError> {
     // A restore must not stall the event loop either; see `priority`.
     super::priority::run_in_background(|| {
         check_destination(dest, shown_as)?;
         let temp = TempDir::create_beside(dest)
             .map_err(|e| ArchiveError::write_failed(shown_as, e, None))?;
-        let summary = unpack_into(path, temp.path(), shown_as, password, cancel)?;
+        let summary = fill(temp.path())?;
         cancel.check()?;
         temp.commit(dest)
             .map_err(|e| ArchiveError::write_failed(shown_as, e, None))?;
         Ok(summary)
     })
+}
+
+fn disk_sink<'a>(root: &'a Path, shown: &'a Path) -> DiskSink<'a> {
+    DiskSink {
+        root,
+        shown,
+        buffer: vec![0u8; COPY_BUFFER],
+    }
 }
 
 /// Fills the empty directory `root` (which the caller owns: a restore's locked staging dir)
@@ -73,12 +129,9 @@ pub(crate) fn unpack_into(
     password: Option<&str>,
     cancel: &CancelToken,
 ) -> Result<ExtractSummary, ArchiveError> {
-    let sink = DiskSink {
-        root,
-        shown: shown_as,
-        buffer: vec![0u8; COPY_BUFFER],
-    };
-    Ok(unpack(path, password, sink, cancel)?.outcome.summary)
+    Ok(unpack(path, password, disk_sink(root, shown_as), cancel)?
+        .outcome
+        .summary)
 }
 
 fn check_destination(dest: &Path, shown_as: &Path) -> Result<(), ArchiveError> {

@@ -1,7 +1,8 @@
 //! The archiver: Home Assistant's backup format, written, read, checked and restored in pure
 //! Rust. `create` writes a backup, `read` finds its backup.json and inner archive (`tar_reader`
-//! is our own tar parser), `extract` and `verify` decode it through one pipeline (`unpack`) and
-//! one member policy (`policy`), `restore` swaps it into a config dir, `local` lists a folder of
+//! is our own tar parser), `extract` (with `include`'s filter), `verify` and `inspect` (list,
+//! diff) decode it through one pipeline (`unpack`) and one member policy (`policy`), `restore`
+//! swaps it into a config dir, `local` lists a folder of
 //! them; `metadata` is backup.json and the metadata sync agents get; `config_dir` reads what a
 //! config dir says about itself (its Home Assistant version, its instance id) and `destination`
 //! where a new backup goes.
@@ -18,6 +19,8 @@ mod extract;
 mod gzip;
 #[cfg(test)]
 mod header_fuzz;
+mod include;
+mod inspect;
 mod local;
 pub(crate) mod metadata;
 mod policy;
@@ -35,7 +38,8 @@ pub use config_dir::ha_version;
 pub use create::{create_archive, CreateOptions, ProgressFn};
 pub use error::{ArchiveError, IoContext};
 pub use excludes::{Excludes, Pattern, DATABASE_FILES, DEFAULT_EXCLUDES};
-pub use extract::{extract_archive, extract_protected_archive, extract_shown_as};
+pub use extract::{extract_archive, extract_included, extract_protected_archive, extract_shown_as};
+pub use inspect::{diff_archives, list_members, ArchiveDiff, MemberInfo, MemberKind};
 pub use local::{check_backup_file, find_local, list_local, Expected, LocalListing};
 pub use metadata::{is_valid_slug, make_slug, sync_metadata, BackupInfo};
 pub use policy::ExtractSummary;

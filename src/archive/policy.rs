@@ -46,6 +46,11 @@ pub trait Sink {
     fn symlink(&mut self, rel: &Rel, target: &[u8], replace: bool) -> Result<(), ArchiveError>;
     /// Gives the directory `rel` its stored mode and mtime (deepest first, after everything).
     fn finish_dir(&mut self, rel: &Rel, mode: u32, mtime: i64) -> Result<(), ArchiveError>;
+    /// The member at `rel` passed the policy (after its own call above, in archive order; the
+    /// config dir itself included, as an empty `rel`): for sinks that catalogue the archive.
+    fn accepted(&mut self, rel: &Rel, member: &Member) {
+        let _ = (rel, member);
+    }
 }
 
 /// A member's data, for a sink: read errors already say what they mean for the backup.
@@ -141,6 +146,7 @@ impl<'a, S: Sink> Policy<'a, S> {
         let Some(rel) = self.relative(&member.name)? else {
             return Ok(());
         };
+        let at = rel.clone();
         match member.kind {
             Kind::Directory => self.directory(rel, member),
             Kind::File => {
@@ -161,7 +167,9 @@ impl<'a, S: Sink> Policy<'a, S> {
             Kind::Other(byte) => Err(self.refuse(format!(
                 "member {name} has an unsupported type (type byte 0x{byte:02x}); refused"
             ))),
-        }
+        }?;
+        self.sink.accepted(&at, member);
+        Ok(())
     }
 
     /// Maps a member name to its path inside the config dir (empty for `data` itself), `None`

@@ -159,34 +159,61 @@ fn summary_dict(summary: ExtractSummary) -> HashMap<&'static str, u64> {
     ])
 }
 
+/// The whole config dir, or with `include` only what its patterns match.
+fn extract(
+    path: &std::path::Path,
+    dest: &std::path::Path,
+    password: Option<&str>,
+    include: Option<&[String]>,
+    cancel: &crate::common::CancelToken,
+) -> Result<HashMap<&'static str, u64>, ArchiveError> {
+    match include {
+        None => archive::extract_protected_archive(path, dest, password, cancel),
+        Some(patterns) => archive::extract_included(path, dest, password, patterns, cancel),
+    }
+    .map(summary_dict)
+}
+
 #[pyfunction]
-#[pyo3(signature = (path, dest, *, password=None))]
+#[pyo3(signature = (path, dest, *, password=None, include=None))]
 pub fn extract_archive(
     py: Python<'_>,
     path: PathBuf,
     dest: PathBuf,
     password: Option<String>,
+    include: Option<Vec<String>>,
 ) -> PyResult<HashMap<&'static str, u64>> {
     run_interruptible(py, move |cancel| {
-        archive::extract_protected_archive(&path, &dest, password.as_deref(), &cancel)
-            .map(summary_dict)
+        extract(
+            &path,
+            &dest,
+            password.as_deref(),
+            include.as_deref(),
+            &cancel,
+        )
     })
 }
 
 #[pyfunction]
-#[pyo3(signature = (path, dest, *, password=None, cancel=None))]
+#[pyo3(signature = (path, dest, *, password=None, include=None, cancel=None))]
 pub fn extract_archive_async<'py>(
     py: Python<'py>,
     path: PathBuf,
     dest: PathBuf,
     password: Option<String>,
+    include: Option<Vec<String>>,
     cancel: Option<PyRef<'py, CancelToken>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let cancel = token(cancel);
     future_into_py(py, async move {
         run_cancellable(&cancel, move |cancel| {
-            archive::extract_protected_archive(&path, &dest, password.as_deref(), &cancel)
-                .map(summary_dict)
+            extract(
+                &path,
+                &dest,
+                password.as_deref(),
+                include.as_deref(),
+                &cancel,
+            )
         })
         .await
     })

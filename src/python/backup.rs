@@ -43,6 +43,9 @@ pub struct Backup {
     /// Agent id -> that agent's own id for its copy (what its ``async_download_backup`` and
     /// ``async_delete_backup`` take as ``id``); the manager fills it from the listings.
     pub agents: BTreeMap<String, String>,
+    /// Where the manager's retention policy removed backups once this one was made: agent id
+    /// (``"local"`` for the backup dir) -> the slugs removed there, newest first.
+    pub pruned: BTreeMap<String, Vec<String>>,
 }
 
 impl From<BackupInfo> for Backup {
@@ -60,6 +63,7 @@ impl From<BackupInfo> for Backup {
             synced_agents: Vec::new(),
             failed_agents: BTreeMap::new(),
             agents: BTreeMap::new(),
+            pruned: BTreeMap::new(),
         }
     }
 }
@@ -69,10 +73,11 @@ impl Backup {
     #[new]
     #[pyo3(signature = (*, slug, name, date, size, path=None, protected=false, homeassistant_version=None,
                         database_included=true, sha256=None, synced_agents=Vec::new(),
-                        failed_agents=BTreeMap::new(), agents=BTreeMap::new()),
+                        failed_agents=BTreeMap::new(), agents=BTreeMap::new(),
+                        pruned=BTreeMap::new()),
            text_signature = "(*, slug, name, date, size, path=None, protected=False, \
                              homeassistant_version=None, database_included=True, sha256=None, \
-                             synced_agents=[], failed_agents={}, agents={})")]
+                             synced_agents=[], failed_agents={}, agents={}, pruned={})")]
     #[allow(clippy::too_many_arguments)]
     fn new(
         slug: String,
@@ -87,6 +92,7 @@ impl Backup {
         synced_agents: Vec<String>,
         failed_agents: BTreeMap<String, String>,
         agents: BTreeMap<String, String>,
+        pruned: BTreeMap<String, Vec<String>>,
     ) -> Self {
         Backup {
             slug,
@@ -101,6 +107,7 @@ impl Backup {
             synced_agents,
             failed_agents,
             agents,
+            pruned,
         }
     }
 
@@ -119,6 +126,7 @@ impl Backup {
         d.set_item("synced_agents", &self.synced_agents)?;
         d.set_item("failed_agents", &self.failed_agents)?;
         d.set_item("agents", &self.agents)?;
+        d.set_item("pruned", &self.pruned)?;
         Ok(d)
     }
 

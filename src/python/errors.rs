@@ -203,3 +203,8 @@ pub fn is_fatal(py: Python<'_>, err: &PyErr) -> bool {
 pub fn is_backup_error(py: Python<'_>, err: &PyErr) -> bool {
     err.is_instance(py, &classes::BackupError::type_object(py))
 }
+
+/// Whether `err` is a `BackupNotFound` (an agent asked for a copy it no longer has).
+pub fn is_not_found(py: Python<'_>, err: &PyErr) -> bool {
+    err.is_instance(py, &classes::BackupNotFound::type_object(py))
+}

@@ -15,7 +15,7 @@ use super::runtime::cancel::{token, CancelToken};
 use super::runtime::progress;
 use crate::common::{self, Progress};
 use crate::prune::{self, Count, Item, Plan, Policy, Span, Zone};
-use crate::store::{Location, StoreError, StoredCheck};
+use crate::store::{Copied, Location, StoreError, StoredCheck};
 
 type Options = Option<Vec<(String, String)>>;
 
@@ -30,7 +30,7 @@ fn block_on<T>(
     pyo3_async_runtimes::tokio::get_runtime().block_on(work)
 }
 
-fn check_dict(py: Python<'_>, location: &str, check: StoredCheck) -> PyResult<Py<PyDict>> {
+pub fn check_dict(py: Python<'_>, location: &str, check: StoredCheck) -> PyResult<Py<PyDict>> {
     let d = PyDict::new(py);
     d.set_item("location", location)?;
     d.set_item("slug", check.slug)?;
@@ -48,7 +48,8 @@ fn check_dict(py: Python<'_>, location: &str, check: StoredCheck) -> PyResult<Py
 }
 
 #[pyfunction]
-#[pyo3(signature = (location, slug, *, deep=false, password=None, options=None))]
+#[pyo3(signature = (location, slug, *, deep=false, password=None, options=None, on_progress=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn verify_backup(
     py: Python<'_>,
     location: String,
@@ -56,17 +57,20 @@ pub fn verify_backup(
     deep: bool,
     password: Option<String>,
     options: Options,
+    on_progress: Option<Py<PyAny>>,
 ) -> PyResult<Py<PyDict>> {
     let place = open(&location, options)?;
     let shown = place.display();
+    let progress: Option<Progress> = on_progress.map(progress::on_thread);
     let check = run_interruptible(py, move |cancel| {
-        block_on(place.verify(&slug, deep, password, &cancel))
+        block_on(place.verify(&slug, deep, password, progress, &cancel))
     })?;
     check_dict(py, &shown, check)
 }
 
 #[pyfunction]
-#[pyo3(signature = (location, slug, *, deep=false, password=None, options=None, cancel=None))]
+#[pyo3(signature = (location, slug, *, deep=false, password=None, options=None, on_progress=None,
+                    cancel=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn verify_backup_async<'py>(
     py: Python<'py>,
@@ -75,24 +79,35 @@ pub fn verify_backup_async<'py>(
     deep: bool,
     password: Option<String>,
     options: Options,
+    on_progress: Option<Py<PyAny>>,
     cancel: Option<PyRef<'_, CancelToken>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     let place = open(&location, options)?;
+    let (progress, relay) = progress::on_loop(py, on_progress)?;
     let cancel = token(cancel);
     future_into_py(py, async move {
         let guard = cancel.cancel_on_drop();
-        let check = place.verify(&slug, deep, password, &cancel).await;
+        let check = place.verify(&slug, deep, password, progress, &cancel).await;
         guard.disarm();
+        if let Some(relay) = relay {
+            let _ = relay.await;
+        }
         let shown = place.display();
         Python::attach(|py| check_dict(py, &shown, check?))
     })
 }
 
-fn metadata_dict(metadata: &crate::store::Metadata) -> PyResult<Py<PyAny>> {
+/// `{"metadata": ..., "sent": bool, "source": ..., "dest": ...}`: what a copy did.
+fn copied_dict(copied: Copied, source: &str, dest: &str) -> PyResult<Py<PyAny>> {
     Python::attach(|py| {
-        pythonize::pythonize(py, &serde_json::Value::Object(metadata.clone()))
-            .map(Bound::unbind)
-            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))
+        let metadata = pythonize::pythonize(py, &serde_json::Value::Object(copied.metadata))
+            .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+        let d = PyDict::new(py);
+        d.set_item("metadata", metadata)?;
+        d.set_item("sent", copied.sent)?;
+        d.set_item("source", source)?;
+        d.set_item("dest", dest)?;
+        Ok(d.into_any().unbind())
     })
 }
 
@@ -109,11 +124,12 @@ pub fn copy_backup(
     on_progress: Option<Py<PyAny>>,
 ) -> PyResult<Py<PyAny>> {
     let (from, to) = (open(&source, options)?, open(&dest, dest_options)?);
+    let (shown_from, shown_to) = (from.display(), to.display());
     let progress: Option<Progress> = on_progress.map(progress::on_thread);
     let copied = run_interruptible(py, move |cancel| {
         block_on(from.copy(&slug, &to, progress, &cancel))
     })?;
-    metadata_dict(&copied)
+    copied_dict(copied, &shown_from, &shown_to)
 }
 
 #[pyfunction]
@@ -140,7 +156,7 @@ pub fn copy_backup_async<'py>(
         if let Some(relay) = relay {
             let _ = relay.await;
         }
-        metadata_dict(&copied?)
+        copied_dict(copied?, &from.display(), &to.display())
     })
 }
 
@@ -167,8 +183,8 @@ fn count(name: &str, value: Option<&Bound<'_, PyAny>>) -> PyResult<Count> {
     }
 }
 
-/// The policy in `keep_last=…, keep_within="7d"` form.
-fn policy(rules: &Bound<'_, PyDict>) -> PyResult<Policy> {
+/// The policy in `keep_last=…, keep_within="7d"` form (also the manager's retention option).
+pub fn policy(rules: &Bound<'_, PyDict>) -> PyResult<Policy> {
     for key in rules.keys() {
         let key: String = key.extract()?;
         if !matches!(
@@ -216,7 +232,7 @@ fn when(now: Option<String>) -> PyResult<DateTime<Utc>> {
     }
 }
 
-fn zone(tz: Option<String>) -> PyResult<Zone> {
+pub fn zone(tz: Option<String>) -> PyResult<Zone> {
     Zone::parse(tz.as_deref()).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
@@ -271,8 +287,8 @@ pub fn prune_location(
 ) -> PyResult<Py<PyDict>> {
     let (policy, now, zone) = (policy(&rules)?, when(now)?, zone(tz)?);
     let place = open(&location, options)?;
-    let plan = run_interruptible(py, move |_cancel: common::CancelToken| {
-        block_on(place.prune(&policy, now, zone, dry_run))
+    let plan = run_interruptible(py, move |cancel: common::CancelToken| {
+        block_on(place.prune(&policy, now, zone, dry_run, &cancel))
     })?;
     plan_dict(py, plan)
 }
@@ -295,10 +311,9 @@ pub fn prune_location_async<'py>(
     let place = open(&location, options)?;
     let cancel = token(cancel);
     future_into_py(py, async move {
-        let plan = cancel
-            .run(place.prune(&policy, now, zone, dry_run))
-            .await
-            .map_err(StoreError::from)??;
-        Python::attach(|py| plan_dict(py, plan))
+        let guard = cancel.cancel_on_drop();
+        let plan = place.prune(&policy, now, zone, dry_run, &cancel).await;
+        guard.disarm();
+        Python::attach(|py| plan_dict(py, plan?))
     })
 }

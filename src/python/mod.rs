@@ -1,14 +1,16 @@
 //! The pyo3 layer: converts types and errors between Python and the pure-Rust engine.
 //!
-//! `archive` (the archiver's functions), `object_store` (the built-in agent's client), `agent`
-//! (the `BackupSyncAgent` base class), `backup` (the `Backup` type) and `manager` (the manager's
-//! verbs) are bindings; `runtime` is the plumbing they share; `errors` maps every engine error
+//! `archive` (the archiver's functions), `inspect` (list and diff members), `locations`
+//! (verify, copy and prune on folders and stores), `object_store` (the built-in agent's client),
+//! `agent` (the `BackupSyncAgent` base class), `backup` (the `Backup` type) and `manager` (the
+//! manager's verbs) are bindings; `runtime` is the plumbing they share; `errors` maps every engine error
 //! to habackup's exceptions.
 
 mod agent;
 mod archive;
 mod backup;
 mod errors;
+mod inspect;
 mod locations;
 mod manager;
 mod object_store;
@@ -29,6 +31,8 @@ mod _core {
     };
     #[pymodule_export]
     use super::backup::Backup;
+    #[pymodule_export]
+    use super::inspect::{diff_backups, diff_backups_async, list_members, list_members_async};
     #[pymodule_export]
     use super::locations::{
         copy_backup, copy_backup_async, plan_prune, prune_location, prune_location_async,

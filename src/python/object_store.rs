@@ -38,6 +38,13 @@ fn pythonized(value: &Value) -> PyResult<Py<PyAny>> {
     })
 }
 
+impl ObjectStoreClient {
+    /// The store itself, for the manager's verify (in place, no download).
+    pub fn store(&self) -> Arc<StoreAgent> {
+        self.agent.clone()
+    }
+}
+
 #[pymethods]
 impl ObjectStoreClient {
     #[new]

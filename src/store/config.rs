@@ -73,6 +73,20 @@ fn client_options(tuning: &Tuning) -> ClientOptions {
         .with_connect_timeout(tuning.connect_timeout)
 }
 
+/// The timeouts as client config keys, for the cloud builders made `from_env`: their
+/// `with_client_options` would replace every client setting the environment gave
+/// (`AWS_ALLOW_HTTP`, `AZURE_ALLOW_HTTP`, proxies), where config keys change only these two.
+fn client_timeouts(tuning: &Tuning) -> [(ClientConfigKey, String); 2] {
+    let millis = |d: std::time::Duration| format!("{}ms", d.as_millis());
+    [
+        (ClientConfigKey::Timeout, millis(tuning.timeout)),
+        (
+            ClientConfigKey::ConnectTimeout,
+            millis(tuning.connect_timeout),
+        ),
+    ]
+}
+
 /// Applies `options` to a builder through its own key parser, so a typo is an error, not a
 /// silently ignored setting.
 fn configure<B, K: FromStr>(
@@ -188,7 +202,6 @@ pub fn parse(url: &str, options: &[(String, String)]) -> Result<StoreConfig, Sto
             None => Ok(kind),
         }
     };
-    let client = client_options(&tuning);
     let mut listing_store = None;
     let (kind, store, webdav, prefix): (Kind, Arc<dyn ObjectStore>, Option<WebDav>, ObjectPath) =
         match scheme.as_str() {
@@ -223,8 +236,10 @@ pub fn parse(url: &str, options: &[(String, String)]) -> Result<StoreConfig, Sto
                 let checksum = take_checksum(&mut rest);
                 let mut builder = AmazonS3Builder::from_env()
                     .with_url(url)
-                    .with_retry(tuning.retry.clone())
-                    .with_client_options(client);
+                    .with_retry(tuning.retry.clone());
+                for (key, value) in client_timeouts(&tuning) {
+                    builder = builder.with_config(AmazonS3ConfigKey::Client(key), value);
+                }
                 if checksum {
                     builder = builder.with_checksum_algorithm(Checksum::SHA256);
                 }
@@ -237,10 +252,12 @@ pub fn parse(url: &str, options: &[(String, String)]) -> Result<StoreConfig, Sto
             }
             "gs" => {
                 require_bucket(&parsed, &scheme, &display_url)?;
-                let builder = GoogleCloudStorageBuilder::from_env()
+                let mut builder = GoogleCloudStorageBuilder::from_env()
                     .with_url(url)
-                    .with_retry(tuning.retry.clone())
-                    .with_client_options(client);
+                    .with_retry(tuning.retry.clone());
+                for (key, value) in client_timeouts(&tuning) {
+                    builder = builder.with_config(GoogleConfigKey::Client(key), value);
+                }
                 let builder = configure(builder, &rest, &scheme, |b, k: GoogleConfigKey, v| {
                     b.with_config(k, v)
                 })?;
@@ -250,10 +267,12 @@ pub fn parse(url: &str, options: &[(String, String)]) -> Result<StoreConfig, Sto
             }
             "az" | "azure" | "abfs" | "abfss" | "adl" => {
                 require_bucket(&parsed, &scheme, &display_url)?;
-                let builder = MicrosoftAzureBuilder::from_env()
+                let mut builder = MicrosoftAzureBuilder::from_env()
                     .with_url(url)
-                    .with_retry(tuning.retry.clone())
-                    .with_client_options(client);
+                    .with_retry(tuning.retry.clone());
+                for (key, value) in client_timeouts(&tuning) {
+                    builder = builder.with_config(AzureConfigKey::Client(key), value);
+                }
                 let builder = configure(builder, &rest, &scheme, |b, k: AzureConfigKey, v| {
                     b.with_config(k, v)
                 })?;
@@ -263,7 +282,7 @@ pub fn parse(url: &str, options: &[(String, String)]) -> Result<StoreConfig, Sto
             }
             "http" | "https" => {
                 let webdav = WebDav::new(&parsed, &display_url, &tuning)?;
-                let client = client
+                let client = client_options(&tuning)
                     .with_default_headers(webdav.auth_headers())
                     // The URL's scheme already says whether plain HTTP is wanted.
                     .with_allow_http(scheme == "http");

@@ -10,6 +10,14 @@ use super::error::StoreError;
 use super::{Metadata, Progress, StoreAgent};
 use crate::archive::CancelToken;
 
+/// What a copy did: the metadata stored at the destination, and whether any bytes went there
+/// (`false`: it already held the same backup).
+#[derive(Debug, Clone)]
+pub struct Copied {
+    pub metadata: Metadata,
+    pub sent: bool,
+}
+
 impl StoreAgent {
     /// Whether the backup described by `metadata` (slug and sha256) is already here, whole.
     async fn holds(&self, metadata: &Metadata) -> Result<bool, StoreError> {
@@ -32,15 +40,15 @@ impl StoreAgent {
         Ok(same && self.exists(&Self::tar_name(slug)).await?)
     }
 
-    /// Copies backup `slug` from `self` to `dest`; returns the metadata stored there. A copy
-    /// already there with the same sha256 is left as it is and nothing is sent.
+    /// Copies backup `slug` from `self` to `dest`. A copy already there with the same sha256 is
+    /// left as it is and nothing is sent.
     pub async fn copy_to(
         &self,
         slug: &str,
         dest: &StoreAgent,
         progress: Option<Progress>,
         cancel: &CancelToken,
-    ) -> Result<Metadata, StoreError> {
+    ) -> Result<Copied, StoreError> {
         let metadata = cancel.run(self.describe_backup(slug)).await??;
         if cancel.run(dest.holds(&metadata)).await?? {
             log::info!(
@@ -48,7 +56,10 @@ impl StoreAgent {
                 "{} already holds {slug}",
                 dest.display_url()
             );
-            return Ok(metadata);
+            return Ok(Copied {
+                metadata,
+                sent: false,
+            });
         }
         let mut download = cancel.run(self.open_download(slug)).await??;
         let size = download.size;
@@ -79,6 +90,9 @@ impl StoreAgent {
         );
         // The source's own failure explains a destination that got fewer bytes.
         pumped?;
-        uploaded
+        Ok(Copied {
+            metadata: uploaded?,
+            sent: true,
+        })
     }
 }

@@ -37,12 +37,13 @@ use serde_json::Value;
 use crate::archive::is_valid_slug;
 
 pub use config::Kind;
+pub use copy::Copied;
 pub use download::Download;
 pub use error::StoreError;
 pub use listing::Listed;
 pub use location::Location;
 pub use tuning::Tuning;
-pub use verify::StoredCheck;
+pub use verify::{verify_file, Checking, StoredCheck};
 
 pub use crate::common::Progress;
 

@@ -46,9 +46,17 @@ impl Send<'_> {
         self.size.unwrap_or(0)
     }
 
-    /// Waits for the agent's upload limit, if it has one.
-    async fn throttled(&self, bytes: usize) {
-        throttle::take(self.agent.upload_throttle.as_deref(), bytes).await;
+    /// Under the agent's upload limit: waits until `bytes` more may go, and reports the limited
+    /// feed (`fed` so far) as progress. Acknowledgements come in bursts of whole parts, or only
+    /// at the end of a single PUT; the limited feed is the steady measure.
+    async fn limited(&self, bytes: usize, fed: &mut u64) -> Result<(), StoreError> {
+        let Some(limit) = self.agent.upload_throttle.as_deref() else {
+            return Ok(());
+        };
+        self.cancel.run(limit.take(bytes)).await?;
+        *fed += bytes as u64;
+        report(self.progress, *fed, self.total().max(*fed));
+        Ok(())
     }
 
     fn open(&self, source: &mut Source) -> Result<Reader, StoreError> {
@@ -78,8 +86,9 @@ impl Send<'_> {
     /// Small backups: one request, the whole backup in memory (at most the threshold).
     async fn single(&self, mut reader: Reader) -> Result<Sent, StoreError> {
         let mut parts = Vec::new();
+        let mut fed = 0u64;
         while let Some(chunk) = self.cancel.run(reader.chunks.recv()).await? {
-            self.cancel.run(self.throttled(chunk.len())).await?;
+            self.limited(chunk.len(), &mut fed).await?;
             parts.push(chunk);
         }
         let verdict = reader.finish().await?;
@@ -162,12 +171,7 @@ impl Send<'_> {
         let mut sent_any = false;
         let mut fed = 0u64;
         while let Some(mut chunk) = self.cancel.run(reader.chunks.recv()).await? {
-            if self.agent.upload_throttle.is_some() {
-                self.cancel.run(self.throttled(chunk.len())).await?;
-                // Parts leave in bursts; under a limit the limited feed is the steady measure.
-                fed += chunk.len() as u64;
-                report(self.progress, fed, self.total().max(fed));
-            }
+            self.limited(chunk.len(), &mut fed).await?;
             while !chunk.is_empty() {
                 let piece = chunk.split_to((part_size - filled).min(chunk.len()));
                 filled += piece.len();
@@ -286,11 +290,15 @@ impl InFlight<'_, '_> {
             joined.map_err(|e| StoreError::Failed(format!("upload task failed: {e}")))?;
         result.map_err(|e| StoreError::from_remote(&self.send.what(), &e))?;
         self.acked += len as u64;
-        report(
-            self.send.progress,
-            self.acked,
-            self.send.total().max(self.acked),
-        );
+        // Under a limit the throttled feed reports progress; acknowledgements, which come in
+        // bursts of whole parts and lag behind it, would make the figures jump back and forth.
+        if self.send.agent.upload_throttle.is_none() {
+            report(
+                self.send.progress,
+                self.acked,
+                self.send.total().max(self.acked),
+            );
+        }
         Ok(())
     }
 

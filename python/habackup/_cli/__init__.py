@@ -4,5 +4,7 @@
 - ``progress``: the terminal progress line
 - ``output``: human and ``--json`` output
 - ``remote``: object stores (upload, download, list) through ``ObjectStoreBackupSyncAgent``
-- ``commands``: one handler per subcommand
+- ``commands``: one handler per subcommand on one backup file or one store
+- ``trust``: backups over time: ``verify`` in a folder or store, ``prune``, ``copy``
+- ``inside``: ``ls`` and ``diff``, the members of backups
 """

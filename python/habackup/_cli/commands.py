@@ -99,7 +99,9 @@ def info(args: argparse.Namespace) -> int:
 def extract(args: argparse.Namespace) -> int:
     password = read_password(args)
     with terminal_progress("extract") as progress, FileReadWatcher(progress, args.file):
-        counts = _archive.extract_archive(args.file, args.dest, password=password)
+        counts = _archive.extract_archive(
+            args.file, args.dest, password=password, include=args.include
+        )
     if args.json:
         emit_json({**counts, "dest": str(Path(args.dest).absolute())})
     else:
@@ -110,19 +112,21 @@ def extract(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def verify(args: argparse.Namespace) -> int:
+def verify_file(args: argparse.Namespace, path: str) -> int:
+    """``verify FILE``: the backup file decoded whole (``habackup verify`` of a folder or store
+    is ``trust.verify``)."""
     password = read_password(args)
-    with terminal_progress("verify") as progress, FileReadWatcher(progress, args.file):
-        report = _archive.verify_archive(args.file, password=password)
+    with terminal_progress("verify") as progress, FileReadWatcher(progress, path):
+        report = _archive.verify_archive(path, password=password)
     for message in report["warnings"]:
-        warn(f"{args.file}: {message}")
+        warn(f"{path}: {message}")
     if args.json:
-        emit_json({**report, "path": args.file})
+        emit_json({**report, "path": path})
     else:
         version = report["securetar_version"]
         protection = f"protected (securetar v{version})" if report["protected"] else "not protected"
         say(
-            f"{args.file}: OK, {report['members']} members, {human(report['bytes'] or 0)} of "
+            f"{path}: OK, {report['members']} members, {human(report['bytes'] or 0)} of "
             f"file data, {protection}"
         )
     return EXIT_OK

@@ -1,10 +1,13 @@
-//! Create: pre hooks, the archive, post hooks (always), then the uploads.
+//! Create: pre hooks, the archive, post hooks (always), the uploads, then the retention policy.
+
+use std::collections::BTreeMap;
 
 use pyo3::prelude::*;
 use pyo3::types::PyTuple;
 
 use super::events::Event;
 use super::op::{cancelled, Failure, Op};
+use super::retention;
 use super::state::{Targets, CREATE_BACKUP, LOG};
 use super::sync::upload;
 use crate::archive::{self, BackupInfo, CreateOptions};
@@ -64,7 +67,16 @@ pub async fn create(
     // A cancelled upload keeps the complete local backup: sync_backup can repeat the upload.
     op.check_cancelled()?;
     op.emit(&Event::stage(CREATE_BACKUP, CLEANING_UP, "in_progress"));
-    Ok(uploaded.into_backup(info))
+    let pruned = match &op.inner.retention {
+        Some(policy) => {
+            retention::apply(op, policy, &uploaded.synced, agents, CREATE_BACKUP).await?
+        }
+        None => BTreeMap::new(),
+    };
+    Ok(Backup {
+        pruned,
+        ..uploaded.into_backup(info)
+    })
 }
 
 /// Runs every hook of a stage concurrently until all have finished. `Err` is a fatal exception;

@@ -28,6 +28,14 @@ pub enum Event<'a> {
         uploaded: u64,
         total: u64,
     },
+    /// The retention policy removed backups from an agent (or the backup dir, `"local"`), or
+    /// could not.
+    Pruned {
+        manager_state: &'static str,
+        agent_id: &'a str,
+        removed: &'a [String],
+        error: Option<String>,
+    },
     /// The manager is free for the next operation.
     Idle,
 }
@@ -83,6 +91,20 @@ impl Event<'_> {
                 d.set_item("agent_id", agent_id)?;
                 d.set_item("uploaded_bytes", uploaded)?;
                 d.set_item("total_bytes", total)?;
+            }
+            Event::Pruned {
+                manager_state,
+                agent_id,
+                removed,
+                error,
+            } => {
+                d.set_item("manager_state", manager_state)?;
+                d.set_item("stage", "cleaning_up")?;
+                d.set_item("agent_id", agent_id)?;
+                d.set_item("removed", *removed)?;
+                if let Some(error) = error {
+                    d.set_item("error", error)?;
+                }
             }
             Event::Idle => d.set_item("manager_state", IDLE)?,
         }

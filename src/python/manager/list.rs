@@ -134,6 +134,7 @@ pub async fn all_backups(op: &Op, agents: &Targets) -> PyResult<AllBackups> {
                 synced_agents: Vec::new(),
                 failed_agents: BTreeMap::new(),
                 agents: BTreeMap::new(),
+                pruned: BTreeMap::new(),
             });
             if !backup.synced_agents.contains(&agent_id) {
                 backup.synced_agents.push(agent_id.clone());

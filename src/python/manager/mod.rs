@@ -1,5 +1,6 @@
 //! `BackupManagerCore`, the engine behind `habackup.BackupManager`: platforms and agents, and
-//! the create, sync, list, download, remove and restore verbs.
+//! the create (with its retention policy), sync, list, download, remove, restore and verify
+//! verbs.
 //!
 //! Each method checks its arguments and hands its verb to [`BackupManagerCore::spawn`]; the
 //! verbs run on tokio (one file each), hooks and agents are awaited through the bridge
@@ -14,8 +15,10 @@ mod op;
 mod platform;
 mod remove;
 mod restore;
+mod retention;
 mod state;
 mod sync;
+mod verify;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -27,9 +30,13 @@ use pyo3::types::{PyDict, PyTuple};
 
 use self::events::{Event, Events};
 use self::op::Op;
-use self::state::{lock, Busy, Inner, Registry, CREATE_BACKUP, IDLE, RESTORE_BACKUP};
+use self::state::{
+    lock, Busy, Inner, Registry, Retention, CREATE_BACKUP, IDLE, LOCAL, RESTORE_BACKUP,
+};
 use crate::archive::{is_valid_slug, CreateOptions};
 use crate::python::errors::{describe, Error};
+use crate::python::locations::{check_dict, policy, zone};
+use crate::python::object_store::ObjectStoreClient;
 use crate::python::runtime::awaitable::future_into_py_with_locals;
 use crate::python::runtime::cancel::{token, CancelToken};
 
@@ -111,7 +118,9 @@ async fn stateful<T>(
 #[pymethods]
 impl BackupManagerCore {
     #[new]
-    #[pyo3(signature = (hass, config_dir, backup_dir, ha_version, agent_timeout, on_event))]
+    #[pyo3(signature = (hass, config_dir, backup_dir, ha_version, agent_timeout, on_event,
+                        retention=None, retention_tz=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         hass: Py<PyAny>,
         config_dir: PathBuf,
@@ -119,7 +128,24 @@ impl BackupManagerCore {
         ha_version: Option<String>,
         agent_timeout: Option<f64>,
         on_event: Py<PyAny>,
+        retention: Option<Bound<'_, PyDict>>,
+        retention_tz: Option<String>,
     ) -> PyResult<Self> {
+        let retention = match retention {
+            Some(rules) => {
+                let policy = policy(&rules)?;
+                if policy.is_empty() {
+                    return Err(pyo3::exceptions::PyValueError::new_err(
+                        crate::prune::PruneError::EmptyPolicy.to_string(),
+                    ));
+                }
+                Some(Retention {
+                    policy,
+                    zone: zone(retention_tz)?,
+                })
+            }
+            None => None,
+        };
         let agent_timeout = match agent_timeout {
             None => None,
             Some(t) if t.is_finite() && t > 0.0 => Some(Duration::from_secs_f64(t)),
@@ -138,6 +164,7 @@ impl BackupManagerCore {
                 backup_dir,
                 ha_version,
                 agent_timeout,
+                retention,
                 on_event,
                 state: Mutex::new(IDLE),
                 registry: Mutex::new(Registry::default()),
@@ -299,6 +326,50 @@ impl BackupManagerCore {
         let agents = self.agents(py, None)?;
         self.spawn(py, cancel, move |op| async move {
             remove::remove(&op, &agents, &slug).await
+        })
+    }
+
+    /// Verifies a backup where each copy is stored: `{agent id or "local": check dict}`.
+    #[pyo3(signature = (slug, *, agent_ids=None, deep=false, password=None, cancel=None))]
+    fn verify_backup<'py>(
+        &self,
+        py: Python<'py>,
+        slug: String,
+        agent_ids: Option<Vec<String>>,
+        deep: bool,
+        password: Option<String>,
+        cancel: Option<PyRef<'_, CancelToken>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        check_slug(&slug)?;
+        let asked = verify::Asked {
+            local: agent_ids
+                .as_ref()
+                .is_none_or(|ids| ids.iter().any(|id| id == LOCAL)),
+            named: agent_ids.is_some(),
+            slug,
+            deep,
+            password,
+        };
+        let ids = agent_ids.map(|ids| ids.into_iter().filter(|id| id != LOCAL).collect());
+        let agents = self.agents(py, ids)?;
+        // An object-store agent's copy is verified in place, through its own store.
+        let stores = agents
+            .iter()
+            .map(|(_, agent)| {
+                let client = agent.bind(py).getattr_opt("_client").ok().flatten()?;
+                let client = client.cast::<ObjectStoreClient>().ok()?;
+                Some(client.get().store())
+            })
+            .collect();
+        self.spawn(py, cancel, move |op| async move {
+            let verdicts = verify::verify(&op, &agents, stores, asked).await?;
+            Python::attach(|py| -> PyResult<Py<PyAny>> {
+                let by_place = PyDict::new(py);
+                for (place, location, check) in verdicts {
+                    by_place.set_item(place, check_dict(py, &location, check)?)?;
+                }
+                Ok(by_place.into_any().unbind())
+            })
         })
     }
 

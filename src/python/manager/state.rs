@@ -7,10 +7,15 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 
+use crate::prune::{Policy, Zone};
+
 pub const IDLE: &str = "idle";
 pub const CREATE_BACKUP: &str = "create_backup";
 pub const RESTORE_BACKUP: &str = "restore_backup";
 pub const LOG: &str = "habackup.manager";
+/// The backup dir's place among agent ids, in verify results and `Backup.pruned` (agent ids
+/// always hold a dot, so it never clashes with one).
+pub const LOCAL: &str = "local";
 
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -32,12 +37,19 @@ pub struct Registry {
 /// `(agent id or domain, object)` pairs an operation calls.
 pub type Targets = Vec<(String, Py<PyAny>)>;
 
+/// The retention policy applied after each backup, and the time zone of its calendar.
+pub struct Retention {
+    pub policy: Policy,
+    pub zone: Zone,
+}
+
 pub struct Inner {
     pub hass: Py<PyAny>,
     pub config_dir: PathBuf,
     pub backup_dir: PathBuf,
     pub ha_version: Option<String>,
     pub agent_timeout: Option<Duration>,
+    pub retention: Option<Retention>,
     pub on_event: Py<PyAny>,
     pub state: Mutex<&'static str>,
     pub registry: Mutex<Registry>,
