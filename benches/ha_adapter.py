@@ -1,0 +1,325 @@
+"""Home Assistant adapter benchmark: a backup through ``HabackupBackupAgent`` to ``file://`` and
+to S3 (moto), against Home Assistant's own local agent copying the same file.
+
+    python benches/ha_adapter.py [--size 1GiB | --file BACKUP.tar] [--rounds 1]
+                                 [--only ha-local,adapter-file,adapter-s3] [--out results.md]
+
+Runs in a Home Assistant venv (``scripts/ha-test.sh`` builds one per release) with a release
+build of habackup on its path. Each measurement runs in a fresh child process
+(``--run-one NAME``) with a config dir of its own holding the backup in ``backups/`` (Home
+Assistant's own file, hard-linked from ``bench-data/``), a real ``homeassistant.core.
+HomeAssistant`` (its config paths and executor, as the adapter uses them) and, as the stream,
+what Home Assistant's manager hands an agent for a backup it wrote: ``send_backup``, 1 MiB reads
+in the executor.
+
+- ``ha-local``: what Home Assistant does with a backup that arrives for its local agent: its own
+  ``receive_file`` (``homeassistant.components.backup.util``) writes the stream to
+  ``backups/`` in the config dir. The throughput to beat, and a full second copy on the disk.
+- ``adapter-file`` / ``adapter-s3``: ``HabackupBackupAgent(hass, ObjectStoreBackupSyncAgent(
+  ...))``: ``async_upload_backup(open_stream=..., backup=..., on_progress=...)``, then
+  ``async_download_backup`` read to its end, as Home Assistant's download view reads it.
+
+Reports, per contender: upload wall time and MiB/s (and relative to ``ha-local``), the peak
+extra disk under the config dir beyond Home Assistant's own file (sampled every 10 ms by a
+thread), the peak RSS above the idle RSS right before the upload (``VmHWM`` reset through
+``/proc/self/clear_refs``), and for downloads the time to the first chunk, MiB/s and the peak
+RSS above idle. moto runs as another process (``--moto-python``, default the repo's ``.venv``,
+where ``requirements-test.txt`` installs it): its CPU competes on a small machine, its memory is
+not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from gen_dataset import parse_size
+from upload_s3 import _cpu_seconds, _reset_peak, _row, _status_kib, make_backup, versions
+
+MiB = 1 << 20
+REPO = Path(__file__).resolve().parent.parent
+CONTENDERS = ("ha-local", "adapter-file", "adapter-s3")
+# homeassistant/components/backup/manager.py, send_backup(): f.read(2**20) in the executor
+HA_READ_SIZE = 2**20
+SAMPLE_INTERVAL = 0.01
+
+
+# --- children: one measurement each ------------------------------------------------------
+
+
+class _Chunks:
+    """A stream as ``receive_file`` reads it: an async iterator (2025.5+), or an aiohttp
+    ``BodyPartReader``'s ``read_chunk`` (2025.4)."""
+
+    def __init__(self, stream: AsyncIterator[bytes]) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._stream
+
+    async def read_chunk(self, size: int = 0) -> bytes:
+        return await anext(self._stream, b"")
+
+
+async def _measure(args: argparse.Namespace) -> dict[str, Any]:
+    # Imported in the child only: Home Assistant and habackup are what is measured.
+    from disk_watch import DiskWatch
+    from homeassistant.components.backup.util import read_backup, receive_file
+    from homeassistant.core import HomeAssistant
+
+    from habackup import ObjectStoreBackupSyncAgent
+    from habackup.homeassistant import HabackupBackupAgent
+
+    config: Path = args.config
+    source: Path = args.source
+    hass = HomeAssistant(str(config))
+    run = hass.async_add_executor_job
+    backup = await run(read_backup, source)
+
+    async def open_stream() -> AsyncIterator[bytes]:
+        async def send_backup() -> AsyncIterator[bytes]:
+            file = await run(source.open, "rb")
+            try:
+                while chunk := await run(file.read, HA_READ_SIZE):
+                    yield chunk
+            finally:
+                await run(file.close)
+
+        return send_backup()
+
+    agent = None
+    if args.run_one != "ha-local":
+        options = json.loads(args.options)
+        sync_agent = ObjectStoreBackupSyncAgent("bench", args.url, options=options)
+        agent = HabackupBackupAgent(hass, sync_agent, domain="bench")
+    progress: list[int] = []
+
+    def on_progress(*, bytes_uploaded: int, **kwargs: Any) -> None:
+        progress.append(bytes_uploaded)
+
+    result: dict[str, Any] = {"name": args.run_one, "size": backup.size}
+    async with DiskWatch(config, interval=SAMPLE_INTERVAL) as watch:
+        idle_kib = _status_kib("VmRSS")
+        result["peak_reset"] = _reset_peak()
+        cpu0, t0 = _cpu_seconds(), time.perf_counter()
+        if agent is None:
+            target = config / "backups" / f"received-{source.name}"
+            await receive_file(hass, _Chunks(await open_stream()), target)
+        else:
+            await agent.async_upload_backup(
+                open_stream=open_stream, backup=backup, on_progress=on_progress
+            )
+        result["upload_wall"] = time.perf_counter() - t0
+        result["upload_cpu"] = _cpu_seconds() - cpu0
+        result["upload_peak_kib"] = _status_kib("VmHWM") - idle_kib
+    result["idle_kib"] = idle_kib
+    result["disk_extra"] = watch.peak_extra
+    result["progress_calls"] = len(progress)
+
+    if agent is not None:
+        async with DiskWatch(config, interval=SAMPLE_INTERVAL) as watch:
+            idle_kib = _status_kib("VmRSS")
+            _reset_peak()
+            t0 = time.perf_counter()
+            chunks = await agent.async_download_backup(backup.backup_id)
+            received = len(await anext(chunks))
+            result["download_first"] = time.perf_counter() - t0
+            async for chunk in chunks:
+                received += len(chunk)
+            result["download_wall"] = time.perf_counter() - t0
+            result["download_peak_kib"] = _status_kib("VmHWM") - idle_kib
+        if received != backup.size:
+            raise RuntimeError(f"downloaded {received} bytes of {backup.size}")
+        result["disk_extra_download"] = watch.peak_extra
+        await agent.async_delete_backup(backup.backup_id)
+    await hass.async_stop(force=True)
+    return result
+
+
+def run_one(args: argparse.Namespace) -> dict[str, Any]:
+    return asyncio.run(_measure(args))
+
+
+# --- parent --------------------------------------------------------------------------------
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def child(
+    name: str, args: argparse.Namespace, work: Path, url: str, options: dict[str, str]
+) -> dict[str, Any]:
+    config = work / name / "config"
+    (config / "backups").mkdir(parents=True)
+    source = config / "backups" / args.file.name
+    try:
+        os.link(args.file, source)  # Home Assistant's own file, no second copy for the bench
+    except OSError:
+        log(f"cannot hard-link {args.file} into {config}; copying it (untimed)")
+        subprocess.run(["cp", str(args.file), str(source)], check=True)
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--run-one",
+        name,
+        "--config",
+        str(config),
+        "--source",
+        str(source),
+        "--url",
+        url,
+        "--options",
+        json.dumps(options),
+    ]
+    # tests/ for disk_watch; whatever PYTHONPATH brought habackup's release build stays.
+    paths = [str(REPO / "tests"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+        if proc.returncode != 0:
+            sys.exit(f"{name} failed ({proc.returncode}):\n{proc.stderr}")
+        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+        return result
+    finally:
+        subprocess.run(["rm", "-rf", str(work / name)], check=True)
+
+
+def report(results: dict[str, list[dict[str, Any]]], size: int, rounds: int) -> str:
+    base = results.get("ha-local")
+    base_wall = statistics.median(r["upload_wall"] for r in base) if base else None
+    lines = [
+        f"A {size / MiB:.0f} MiB backup through the Home Assistant adapter, {rounds} round(s), "
+        f"median; {versions()}; {os.cpu_count()} CPUs.",
+        "",
+        _row(
+            [
+                "contender",
+                "upload s",
+                "MiB/s",
+                "vs ha-local",
+                "CPU s",
+                "extra disk in config dir MiB",
+                "peak RSS above idle MiB",
+                "download first chunk s",
+                "download MiB/s",
+                "download peak RSS above idle MiB",
+            ]
+        ),
+        _row(["---", *["---:"] * 9]),
+    ]
+    for name, runs in results.items():
+        wall = statistics.median(r["upload_wall"] for r in runs)
+        down = [r for r in runs if "download_wall" in r]
+        lines.append(
+            _row(
+                [
+                    name,
+                    f"{wall:.2f}",
+                    f"{size / MiB / wall:.0f}",
+                    f"{base_wall / wall:.2f}x" if base_wall else "",
+                    f"{statistics.median(r['upload_cpu'] for r in runs):.2f}",
+                    f"{max(r['disk_extra'] for r in runs) / MiB:.1f}",
+                    f"{max(r['upload_peak_kib'] for r in runs) / 1024:.0f}",
+                    f"{statistics.median(r['download_first'] for r in down):.3f}" if down else "",
+                    f"{size / MiB / statistics.median(r['download_wall'] for r in down):.0f}"
+                    if down
+                    else "",
+                    f"{max(r['download_peak_kib'] for r in down) / 1024:.0f}" if down else "",
+                ]
+            )
+        )
+    if not all(r["peak_reset"] for runs in results.values() for r in runs):
+        lines += ["", "Note: VmHWM could not be reset; peaks include the imports."]
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="1GiB", help="size of the generated backup")
+    parser.add_argument("--file", type=Path, help="use this backup instead of generating one")
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--only", help="comma-separated contenders (default: all)")
+    parser.add_argument(
+        "--moto-python",
+        type=Path,
+        default=REPO / ".venv" / "bin" / "python",
+        help="the Python that runs moto's server (default: the repo's .venv)",
+    )
+    parser.add_argument("--out", type=Path, help="also write the markdown table here")
+    # For the children.
+    parser.add_argument("--run-one", choices=CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    parser.add_argument("--options", help=argparse.SUPPRESS)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.run_one:
+        print(json.dumps(run_one(args)))
+        return 0
+
+    contenders = args.only.split(",") if args.only else list(CONTENDERS)
+    if unknown := set(contenders) - set(CONTENDERS):
+        sys.exit(f"unknown contender(s): {', '.join(sorted(unknown))}")
+    if args.file is None:
+        size = parse_size(args.size)
+        args.file = REPO / "bench-data" / f"upload-{size // MiB}MiB.tar"
+        if not args.file.exists():
+            log(f"making {args.file} ...")
+            make_backup(args.file, size)
+    args.file = args.file.resolve()
+    size = args.file.stat().st_size
+    with args.file.open("rb") as f:  # into the page cache, for every contender alike
+        while f.read(16 * MiB):
+            pass
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from servers import run_moto  # tests/ is not a package; it imports pytest
+
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in contenders}
+    bench_data = args.file.parent  # same file system as the backup: hard links work
+    with tempfile.TemporaryDirectory(prefix="ha-adapter-", dir=bench_data) as tmp:
+        work = Path(tmp)
+        s3 = None
+        moto = run_moto(work / "moto-logs", python=str(args.moto_python))
+        if "adapter-s3" in contenders:
+            (work / "moto-logs").mkdir()
+            s3 = moto.__enter__()
+            s3.make_bucket("bench")
+        try:
+            for round_no in range(args.rounds):
+                shift = round_no % len(contenders)
+                for name in contenders[shift:] + contenders[:shift]:
+                    if name == "adapter-s3":
+                        assert s3 is not None
+                        url, options = "s3://bench/ha", s3.options()
+                    else:
+                        url, options = f"file://{work / 'store'}", {}
+                    log(f"round {round_no + 1}: {name} ...")
+                    results[name].append(child(name, args, work, url, options))
+        finally:
+            if s3 is not None:
+                moto.__exit__(None, None, None)
+    table = report(results, size, args.rounds)
+    print(table)
+    if args.out:
+        args.out.write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
