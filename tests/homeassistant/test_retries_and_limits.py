@@ -19,6 +19,7 @@ import pytest
 from flaky_proxy import flaky_proxy
 from hahelpers import (
     AGENT_ID,
+    PROGRESS_TIMER_OUTLIVES_A_FAILED_UPLOAD,
     STORE,
     FileStream,
     agent_backup_of,
@@ -91,6 +92,7 @@ async def test_unreachable_upload_is_retried_from_a_new_stream(
     assert (await off_loop(hass, stored.stat)).st_size == backup["agents"][AGENT_ID]["size"]
 
 
+@PROGRESS_TIMER_OUTLIVES_A_FAILED_UPLOAD
 async def test_retries_end(
     hass: HomeAssistant,
     hass_ws_client: Callable[..., Awaitable[Any]],

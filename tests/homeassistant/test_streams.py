@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import shutil
 from collections.abc import Awaitable, Callable, Iterator
 from http import HTTPStatus
 from pathlib import Path
@@ -43,6 +44,14 @@ GIB = 1 << 30
 MIB = 1 << 20
 
 
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Path]:
+    """The object store's folder, emptied after the test: big backups must not wait for
+    pytest's rotation of old temp dirs (the machine's disk is shared)."""
+    yield tmp_path / "store"
+    shutil.rmtree(tmp_path / "store", ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def gib_backup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[habackup.Backup]:
     """A 1 GiB backup (made once per module, outside any event loop), removed afterwards."""
@@ -57,11 +66,10 @@ async def test_a_1gib_backup_streams_both_ways(
     hass: HomeAssistant,
     hass_client: Callable[[], Awaitable[Any]],
     ha_config_dir: Path,
-    tmp_path: Path,
+    store: Path,
     gib_backup: habackup.Backup,
 ) -> None:
     assert gib_backup.path is not None
-    store = tmp_path / "store"
     await setup_backup(hass, [{"name": STORE, "url": f"file://{store}"}])
     client = await hass_client()
     # Home Assistant's upload view writes what it receives to tmp_backups/<file name> (its own
@@ -118,9 +126,15 @@ async def test_a_1gib_backup_streams_both_ways(
     assert download_watch.appeared == set()
     assert download_watch.peak_extra == 0
 
+    await ha_agent(hass).async_delete_backup(gib_backup.slug)
+    assert await off_loop(hass, files_in, store) == []
+
 
 async def test_can_decrypt_on_download_reads_only_the_start(
-    hass: HomeAssistant, hass_ws_client: Callable[..., Awaitable[Any]], tmp_path: Path
+    hass: HomeAssistant,
+    hass_ws_client: Callable[..., Awaitable[Any]],
+    tmp_path: Path,
+    store: Path,
 ) -> None:
     """Home Assistant checks a password by decrypting the first bytes of the first inner tar:
     the transfer stops there, and the store's file is closed afterwards."""
@@ -130,11 +144,11 @@ async def test_can_decrypt_on_download_reads_only_the_start(
         lambda: make_big_backup(tmp_path, size, password="hunter2", securetar_version=2),
     )
     assert made.path is not None
-    store = tmp_path / "store"
     await setup_backup(hass, [{"name": STORE, "url": f"file://{store}"}])
     await ha_agent(hass).async_upload_backup(
         open_stream=FileStream(hass, made.path).open, backup=agent_backup_of(made)
     )
+    await off_loop(hass, made.path.unlink)
     stored = str(store / f"{made.slug}.tar")
     client = await hass_ws_client(hass)
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from hahelpers import (
     AGENT_ID,
+    PROGRESS_TIMER_OUTLIVES_A_FAILED_UPLOAD,
     STORE,
     FolderSyncAgent,
     agent_backup_of,
@@ -39,6 +40,7 @@ pytestmark = pytest.mark.usefixtures(
 LOCAL_AGENT_ID = "backup.local"  # Home Assistant's own agent, in the config dir's backups/
 
 
+@PROGRESS_TIMER_OUTLIVES_A_FAILED_UPLOAD
 async def test_disk_full_while_spooling(
     hass: HomeAssistant,
     hass_ws_client: Callable[..., Awaitable[Any]],

@@ -17,6 +17,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
+from .._cancel import settled
 from .._core import BackupSyncAgent
 from ._hass import AgentBackup, HassBackupAgentError, HomeAssistant
 from .errors import hass_errors, temp_io
@@ -129,8 +130,8 @@ class Spooler:
         digest = hashlib.sha256()
         size = 0
         # One write job in flight while the loop gathers the next batch: reading the stream and
-        # writing the disk overlap, and memory stays near two batches. Writes are awaited
-        # shielded: a cancelled upload must not mark a write done while it still runs.
+        # writing the disk overlap, and memory stays near two batches. Writes are awaited with
+        # ``settled``: a cancelled upload must not mark a write done while it still runs.
         writing: asyncio.Future[None] | None = None
         try:
             batch: list[bytes] = []
@@ -140,7 +141,7 @@ class Spooler:
                 batched += len(chunk)
                 if batched >= WRITE_BATCH_SIZE:
                     if writing is not None:
-                        await self._io("upload", asyncio.shield(writing))
+                        await self._io("upload", settled(writing))
                         watchdog.moved()
                         if on_progress is not None:
                             on_progress(bytes_uploaded=size)
@@ -148,9 +149,9 @@ class Spooler:
                     size += batched
                     batch, batched = [], 0
             if writing is not None:
-                await self._io("upload", asyncio.shield(writing))
+                await self._io("upload", settled(writing))
             writing = run(_write_batch, file, digest, batch)
-            await self._io("upload", asyncio.shield(writing))
+            await self._io("upload", settled(writing))
             size += batched
             # Data on the disk before the sync agent reads the name: a full disk shows here.
             await self._io("upload", run(_flush, file))
@@ -159,7 +160,7 @@ class Spooler:
                 # Never close the file under a running write (cancellation, a failed stream);
                 # a write's own error is already on its way out, or is moot next to this one.
                 with suppress(BaseException):
-                    await asyncio.shield(writing)
+                    await settled(writing)
             await self._off_loop_cleanup(file.close)
         return size, digest.hexdigest()
 
@@ -173,8 +174,8 @@ class Spooler:
             await self._off_loop_cleanup(file.close)
 
     async def _off_loop_cleanup(self, func: Callable[..., object], *args: Any) -> None:
-        # Shielded: a cancelled transfer must still close and remove its temp file.
-        await asyncio.shield(self.hass.async_add_executor_job(func, *args))
+        # Settled: a cancelled transfer must still close and remove its temp file.
+        await settled(self.hass.async_add_executor_job(func, *args))
 
 
 # The blocking halves, run in Home Assistant's executor.

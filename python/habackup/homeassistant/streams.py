@@ -17,6 +17,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, Protocol, cast
 
+from .._cancel import settled
 from .._core import BackupSyncAgent
 from ..errors import BackupAgentUnreachableError
 from ..models import BackupSyncMetadata
@@ -164,10 +165,10 @@ class Streamer:
                         return
                     yield chunk
         finally:
-            # Shielded: a consumer that stops early (or is cancelled) must still stop the
+            # Settled: a consumer that stops early (or is cancelled) must still stop the
             # transfer; an error while stopping it is not the consumer's.
             try:
-                await asyncio.shield(download.aclose())
+                await settled(asyncio.ensure_future(download.aclose()))
             except Exception:
                 _LOGGER.debug("Error closing the download from %s", name, exc_info=True)
 
