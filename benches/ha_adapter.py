@@ -16,8 +16,9 @@ in the executor.
   ``receive_file`` (``homeassistant.components.backup.util``) writes the stream to
   ``backups/`` in the config dir. The throughput to beat, and a full second copy on the disk.
 - ``adapter-file`` / ``adapter-s3``: ``HabackupBackupAgent(hass, ObjectStoreBackupSyncAgent(
-  ...))``: ``async_upload_backup(open_stream=..., backup=..., on_progress=...)``, then
-  ``async_download_backup`` read to its end, as Home Assistant's download view reads it.
+  ...))``: ``async_upload_backup(open_stream=..., backup=..., on_progress=...)``, then (in a
+  child of its own, so that its RSS is not the upload's) ``async_download_backup`` read to its
+  end, as Home Assistant's download view reads it.
 
 Reports, per contender: upload wall time and MiB/s (and relative to ``ha-local``), the peak
 extra disk under the config dir beyond Home Assistant's own file (sampled every 10 ms by a
@@ -34,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -77,6 +79,7 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
     from homeassistant.components.backup.util import read_backup, receive_file
     from homeassistant.core import HomeAssistant
 
+    import habackup
     from habackup import ObjectStoreBackupSyncAgent
     from habackup.homeassistant import HabackupBackupAgent
 
@@ -107,40 +110,36 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
     def on_progress(*, bytes_uploaded: int, **kwargs: Any) -> None:
         progress.append(bytes_uploaded)
 
-    result: dict[str, Any] = {"name": args.run_one, "size": backup.size}
+    result: dict[str, Any] = {"name": args.run_one, "phase": args.phase, "size": backup.size}
+    result["habackup"] = str(Path(habackup.__file__).parent)
     async with DiskWatch(config, interval=SAMPLE_INTERVAL) as watch:
         idle_kib = _status_kib("VmRSS")
         result["peak_reset"] = _reset_peak()
         cpu0, t0 = _cpu_seconds(), time.perf_counter()
-        if agent is None:
+        if args.phase == "download":
+            assert agent is not None
+            chunks = await agent.async_download_backup(backup.backup_id)
+            received = len(await anext(chunks))
+            result["first"] = time.perf_counter() - t0
+            async for chunk in chunks:
+                received += len(chunk)
+            if received != backup.size:
+                raise RuntimeError(f"downloaded {received} bytes of {backup.size}")
+        elif agent is None:
             target = config / "backups" / f"received-{source.name}"
             await receive_file(hass, _Chunks(await open_stream()), target)
         else:
             await agent.async_upload_backup(
                 open_stream=open_stream, backup=backup, on_progress=on_progress
             )
-        result["upload_wall"] = time.perf_counter() - t0
-        result["upload_cpu"] = _cpu_seconds() - cpu0
-        result["upload_peak_kib"] = _status_kib("VmHWM") - idle_kib
+        result["wall"] = time.perf_counter() - t0
+        result["cpu"] = _cpu_seconds() - cpu0
+        result["peak_kib"] = _status_kib("VmHWM") - idle_kib
     result["idle_kib"] = idle_kib
     result["disk_extra"] = watch.peak_extra
     result["progress_calls"] = len(progress)
-
-    if agent is not None:
-        async with DiskWatch(config, interval=SAMPLE_INTERVAL) as watch:
-            idle_kib = _status_kib("VmRSS")
-            _reset_peak()
-            t0 = time.perf_counter()
-            chunks = await agent.async_download_backup(backup.backup_id)
-            received = len(await anext(chunks))
-            result["download_first"] = time.perf_counter() - t0
-            async for chunk in chunks:
-                received += len(chunk)
-            result["download_wall"] = time.perf_counter() - t0
-            result["download_peak_kib"] = _status_kib("VmHWM") - idle_kib
-        if received != backup.size:
-            raise RuntimeError(f"downloaded {received} bytes of {backup.size}")
-        result["disk_extra_download"] = watch.peak_extra
+    if args.phase == "download":
+        assert agent is not None
         await agent.async_delete_backup(backup.backup_id)
     await hass.async_stop(force=True)
     return result
@@ -158,21 +157,29 @@ def log(message: str) -> None:
 
 
 def child(
-    name: str, args: argparse.Namespace, work: Path, url: str, options: dict[str, str]
+    name: str,
+    phase: str,
+    args: argparse.Namespace,
+    work: Path,
+    url: str,
+    options: dict[str, str],
 ) -> dict[str, Any]:
     config = work / name / "config"
-    (config / "backups").mkdir(parents=True)
     source = config / "backups" / args.file.name
-    try:
-        os.link(args.file, source)  # Home Assistant's own file, no second copy for the bench
-    except OSError:
-        log(f"cannot hard-link {args.file} into {config}; copying it (untimed)")
-        subprocess.run(["cp", str(args.file), str(source)], check=True)
+    if not source.exists():
+        (config / "backups").mkdir(parents=True)
+        try:
+            os.link(args.file, source)  # Home Assistant's own file, no second copy
+        except OSError:
+            log(f"cannot hard-link {args.file} into {config}; copying it (untimed)")
+            subprocess.run(["cp", str(args.file), str(source)], check=True)
     cmd = [
         sys.executable,
         str(Path(__file__).resolve()),
         "--run-one",
         name,
+        "--phase",
+        phase,
         "--config",
         str(config),
         "--source",
@@ -185,22 +192,27 @@ def child(
     # tests/ for disk_watch; whatever PYTHONPATH brought habackup's release build stays.
     paths = [str(REPO / "tests"), *filter(None, [os.environ.get("PYTHONPATH")])]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-        if proc.returncode != 0:
-            sys.exit(f"{name} failed ({proc.returncode}):\n{proc.stderr}")
-        result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
-        return result
-    finally:
-        subprocess.run(["rm", "-rf", str(work / name)], check=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    if proc.returncode != 0:
+        sys.exit(f"{name} {phase} failed ({proc.returncode}):\n{proc.stderr}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
 
 
 def report(results: dict[str, list[dict[str, Any]]], size: int, rounds: int) -> str:
+    def median(runs: list[dict[str, Any]], phase: str, key: str) -> float:
+        return statistics.median(r[phase][key] for r in runs)
+
+    def most(runs: list[dict[str, Any]], phase: str, key: str) -> float:
+        return max(r[phase][key] for r in runs)
+
     base = results.get("ha-local")
-    base_wall = statistics.median(r["upload_wall"] for r in base) if base else None
+    base_wall = median(base, "upload", "wall") if base else None
+    where = {r[p]["habackup"] for runs in results.values() for r in runs for p in r}
     lines = [
         f"A {size / MiB:.0f} MiB backup through the Home Assistant adapter, {rounds} round(s), "
-        f"median; {versions()}; {os.cpu_count()} CPUs.",
+        f"median (peaks: the highest); {versions()}; habackup from {', '.join(sorted(where))}; "
+        f"{os.cpu_count()} CPUs.",
         "",
         _row(
             [
@@ -211,35 +223,36 @@ def report(results: dict[str, list[dict[str, Any]]], size: int, rounds: int) -> 
                 "CPU s",
                 "extra disk in config dir MiB",
                 "peak RSS above idle MiB",
-                "download first chunk s",
-                "download MiB/s",
-                "download peak RSS above idle MiB",
+                "download: first chunk s",
+                "MiB/s",
+                "peak RSS above idle MiB",
+                "extra disk MiB",
             ]
         ),
-        _row(["---", *["---:"] * 9]),
+        _row(["---", *["---:"] * 10]),
     ]
     for name, runs in results.items():
-        wall = statistics.median(r["upload_wall"] for r in runs)
-        down = [r for r in runs if "download_wall" in r]
-        lines.append(
-            _row(
-                [
-                    name,
-                    f"{wall:.2f}",
-                    f"{size / MiB / wall:.0f}",
-                    f"{base_wall / wall:.2f}x" if base_wall else "",
-                    f"{statistics.median(r['upload_cpu'] for r in runs):.2f}",
-                    f"{max(r['disk_extra'] for r in runs) / MiB:.1f}",
-                    f"{max(r['upload_peak_kib'] for r in runs) / 1024:.0f}",
-                    f"{statistics.median(r['download_first'] for r in down):.3f}" if down else "",
-                    f"{size / MiB / statistics.median(r['download_wall'] for r in down):.0f}"
-                    if down
-                    else "",
-                    f"{max(r['download_peak_kib'] for r in down) / 1024:.0f}" if down else "",
-                ]
-            )
-        )
-    if not all(r["peak_reset"] for runs in results.values() for r in runs):
+        wall = median(runs, "upload", "wall")
+        cells = [
+            name,
+            f"{wall:.2f}",
+            f"{size / MiB / wall:.0f}",
+            f"{base_wall / wall:.2f}x" if base_wall else "",
+            f"{median(runs, 'upload', 'cpu'):.2f}",
+            f"{most(runs, 'upload', 'disk_extra') / MiB:.1f}",
+            f"{most(runs, 'upload', 'peak_kib') / 1024:.0f}",
+        ]
+        if all("download" in r for r in runs):
+            cells += [
+                f"{median(runs, 'download', 'first'):.3f}",
+                f"{size / MiB / median(runs, 'download', 'wall'):.0f}",
+                f"{most(runs, 'download', 'peak_kib') / 1024:.0f}",
+                f"{most(runs, 'download', 'disk_extra') / MiB:.1f}",
+            ]
+        else:
+            cells += ["", "", "", ""]
+        lines.append(_row(cells))
+    if not all(r[p]["peak_reset"] for runs in results.values() for r in runs for p in r):
         lines += ["", "Note: VmHWM could not be reset; peaks include the imports."]
     return "\n".join(lines)
 
@@ -259,6 +272,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="also write the markdown table here")
     # For the children.
     parser.add_argument("--run-one", choices=CONTENDERS, help=argparse.SUPPRESS)
+    parser.add_argument("--phase", choices=("upload", "download"), help=argparse.SUPPRESS)
     parser.add_argument("--config", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--source", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
@@ -310,7 +324,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                     else:
                         url, options = f"file://{work / 'store'}", {}
                     log(f"round {round_no + 1}: {name} ...")
-                    results[name].append(child(name, args, work, url, options))
+                    runs = {"upload": child(name, "upload", args, work, url, options)}
+                    if name != "ha-local":
+                        runs["download"] = child(name, "download", args, work, url, options)
+                    shutil.rmtree(work / name)
+                    results[name].append(runs)
         finally:
             if s3 is not None:
                 moto.__exit__(None, None, None)
