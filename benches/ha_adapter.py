@@ -19,6 +19,10 @@ in the executor.
   ...))``: ``async_upload_backup(open_stream=..., backup=..., on_progress=...)``, then (in a
   child of its own, so that its RSS is not the upload's) ``async_download_backup`` read to its
   end, as Home Assistant's download view reads it.
+- ``spooled-file``: the same to ``file://``, with the object-store agent behind a plain Python
+  ``BackupSyncAgent`` that only forwards paths: the adapter spools the upload to a temp file in
+  ``tmp_backups/`` and downloads to one before the first byte, as it did for every agent before
+  it took streams. The "before" to compare ``adapter-file`` with.
 
 Reports, per contender: upload wall time and MiB/s (and relative to ``ha-local``), the peak
 extra disk under the config dir beyond Home Assistant's own file (sampled every 10 ms by a
@@ -50,7 +54,7 @@ from upload_s3 import _cpu_seconds, _reset_peak, _row, _status_kib, make_backup,
 
 MiB = 1 << 20
 REPO = Path(__file__).resolve().parent.parent
-CONTENDERS = ("ha-local", "adapter-file", "adapter-s3")
+CONTENDERS = ("ha-local", "spooled-file", "adapter-file", "adapter-s3")
 # homeassistant/components/backup/manager.py, send_backup(): f.read(2**20) in the executor
 HA_READ_SIZE = 2**20
 SAMPLE_INTERVAL = 0.01
@@ -100,10 +104,32 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
 
         return send_backup()
 
+    class PathsOnly(habackup.BackupSyncAgent):
+        """Forwards paths to the object-store agent; no streams, so the adapter spools."""
+
+        def __init__(self, inner: ObjectStoreBackupSyncAgent) -> None:
+            super().__init__(inner.name)
+            self.inner = inner
+
+        async def async_upload_backup(self, *, path: Path, metadata: Any, **kw: Any) -> None:
+            await self.inner.async_upload_backup(path=path, metadata=metadata)
+
+        async def async_download_backup(self, *, id: str, path: Path, **kw: Any) -> None:
+            await self.inner.async_download_backup(id=id, path=path)
+
+        async def async_list_backups(self, **kw: Any) -> list[habackup.SyncedBackup]:
+            return await self.inner.async_list_backups()
+
+        async def async_delete_backup(self, *, id: str, **kw: Any) -> None:
+            await self.inner.async_delete_backup(id=id)
+
     agent = None
     if args.run_one != "ha-local":
         options = json.loads(args.options)
+        sync_agent: habackup.BackupSyncAgent
         sync_agent = ObjectStoreBackupSyncAgent("bench", args.url, options=options)
+        if args.run_one == "spooled-file":
+            sync_agent = PathsOnly(sync_agent)
         agent = HabackupBackupAgent(hass, sync_agent, domain="bench")
     progress: list[int] = []
 

@@ -2,8 +2,9 @@
 
 A 1 GiB backup goes up through Home Assistant's upload view and down through its download view:
 nothing but Home Assistant's own file is written under the config dir, and the first byte of the
-download arrives long before the last. ``backup/can_decrypt_on_download`` reads the start of a
-backup and stops the transfer there.
+download arrives long before the last. A stored copy that changed fails its download before the
+end. ``backup/can_decrypt_on_download`` reads the start of a backup and stops the transfer
+there.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from disk_watch import DiskWatch
 from hahelpers import (
@@ -33,6 +35,7 @@ from hahelpers import (
     setup_backup,
     ws_call,
 )
+from homeassistant.components.backup import BackupAgentError
 from homeassistant.core import HomeAssistant
 
 import habackup
@@ -128,6 +131,56 @@ async def test_a_1gib_backup_streams_both_ways(
 
     await ha_agent(hass).async_delete_backup(gib_backup.slug)
     assert await off_loop(hass, files_in, store) == []
+
+
+async def test_a_changed_copy_fails_its_download_before_the_end(
+    hass: HomeAssistant,
+    hass_client: Callable[[], Awaitable[Any]],
+    tmp_path: Path,
+    store: Path,
+) -> None:
+    """One byte of the stored copy flipped after the upload (bit rot, a meddling server): the
+    size matches, the sha256 does not. The adapter's iterator raises Home Assistant's
+    ``BackupAgentError`` instead of ending, so Home Assistant's download view breaks the
+    response off and the client never holds a complete-looking file."""
+    made = await off_loop(hass, make_big_backup, tmp_path, 24 * MIB)
+    assert made.path is not None
+    await setup_backup(hass, [{"name": STORE, "url": f"file://{store}"}])
+    await ha_agent(hass).async_upload_backup(
+        open_stream=FileStream(hass, made.path).open, backup=agent_backup_of(made)
+    )
+    await off_loop(hass, made.path.unlink)
+
+    def flip_a_byte(path: Path, offset: int) -> None:
+        with path.open("r+b") as file:
+            file.seek(offset)
+            byte = file.read(1)
+            file.seek(offset)
+            file.write(bytes([byte[0] ^ 0xFF]))
+
+    await off_loop(hass, flip_a_byte, store / f"{made.slug}.tar", made.size // 2)
+
+    # Directly: chunks come as they arrive, then Home Assistant's error naming the digest.
+    chunks = await ha_agent(hass).async_download_backup(made.slug)
+    received: list[int] = []
+
+    async def read_to_the_end() -> None:
+        async for chunk in chunks:
+            received.append(len(chunk))
+
+    with pytest.raises(BackupAgentError, match="sha256") as raised:
+        await read_to_the_end()
+    assert 0 < sum(received) <= made.size
+    assert isinstance(raised.value.__cause__, habackup.BackupAgentError)
+
+    # Through Home Assistant's download view: the response is cut off, not completed.
+    client = await hass_client()
+    response = await client.get(f"/api/backup/download/{made.slug}?agent_id={AGENT_ID}")
+    assert response.status == HTTPStatus.OK
+    with pytest.raises(aiohttp.ClientPayloadError):
+        await response.read()
+    # The copy stays where it is, for its owner to look at; Home Assistant still lists it.
+    assert [b.backup_id for b in await ha_agent(hass).async_list_backups()] == [made.slug]
 
 
 async def test_can_decrypt_on_download_reads_only_the_start(
