@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import http.client
 import http.server
+import socket
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 # Hop-by-hop headers are the proxy's own business (RFC 9110 §7.6.1).
@@ -32,8 +33,20 @@ def flaky_proxy(upstream: str, fail: Callable[[str, str, int], bool]) -> Iterato
     lock = threading.Lock()
     proxy = FlakyProxy(url="")
 
+    connections: set[socket.socket] = set()
+
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            with lock:
+                connections.add(self.connection)
+
+        def finish(self) -> None:
+            with lock:
+                connections.discard(self.connection)
+            super().finish()
 
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
@@ -72,7 +85,9 @@ def flaky_proxy(upstream: str, fail: Callable[[str, str, int], bool]) -> Iterato
             pass
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    # Handler threads are joined on close (block_on_close), once their kept-alive connections
+    # are shut: nothing of the proxy outlives the block.
+    server.daemon_threads = False
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     proxy.url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -80,4 +95,10 @@ def flaky_proxy(upstream: str, fail: Callable[[str, str, int], bool]) -> Iterato
         yield proxy
     finally:
         server.shutdown()
+        with lock:
+            still_open = list(connections)
+        for connection in still_open:
+            with suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
         server.server_close()
+        thread.join()

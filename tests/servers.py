@@ -237,7 +237,7 @@ class S3Server:
 
 
 @contextlib.contextmanager
-def run_moto(log_dir: Path) -> Iterator[S3Server]:
+def run_moto(log_dir: Path, python: str = sys.executable) -> Iterator[S3Server]:
     """moto's server mode on a free port. Objects live in the server process: bodies over
     ``MOTO_S3_DEFAULT_KEY_BUFFER_SIZE`` (1 MiB here) roll over into temp files, so a 1 GiB
     upload does not mean 1 GiB of moto RSS; either way it is not the caller's memory."""
@@ -252,7 +252,7 @@ def run_moto(log_dir: Path) -> Iterator[S3Server]:
         "MOTO_S3_DEFAULT_KEY_BUFFER_SIZE": str(1 << 20),
         "TMPDIR": str(log_dir),
     }
-    argv = [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port)]
+    argv = [python, "-m", "moto.server", "-H", HOST, "-p", str(port)]
     with _serve("moto", argv, port, log_dir, ready_path="/moto-api/", env=env):
         yield S3Server(endpoint=f"http://{HOST}:{port}")
 

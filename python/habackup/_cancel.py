@@ -16,11 +16,22 @@ async def await_cleanly(future: Awaitable[_T], token: CancelToken) -> _T:
     down (temp files removed, post hooks run) before the CancelledError goes on."""
     task = asyncio.ensure_future(future)
     try:
-        return await asyncio.shield(task)
+        return await settled(task)
     except asyncio.CancelledError:
+        if task.done():
+            raise
         token.cancel()
         # The work notices the token between chunks; its result no longer matters.
         await asyncio.wait([task])
         if not task.cancelled():
             task.exception()
         raise
+
+
+async def settled(future: asyncio.Future[_T]) -> _T:
+    """``await future``, except that a cancelled caller leaves ``future`` running (as
+    ``asyncio.shield`` does, without Python 3.14's shield reporting the future's later
+    exception to the loop's exception handler as unhandled: whoever waits on it again gets it).
+    """
+    await asyncio.wait([future])
+    return future.result()

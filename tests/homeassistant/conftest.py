@@ -13,9 +13,11 @@ from pathlib import Path
 from unittest.mock import patch
 
 import pytest
+import pytest_socket
 from homeassistant import block_async_io
 from homeassistant.core import HomeAssistant
 from homeassistant.util import loop as loop_util
+from servers import WebDavServer, run_wsgidav
 
 CONFIG_FILES = {
     "configuration.yaml": "homeassistant:\n  name: habackup test\n",
@@ -81,3 +83,22 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
         yield mount_point
     finally:
         subprocess.run(["umount", str(mount_point)], check=True)
+
+
+@pytest.fixture(scope="session")
+def webdav_server(
+    tmp_path_factory: pytest.TempPathFactory, server_logs: Path
+) -> Iterator[WebDavServer]:
+    """tests/servers.py's wsgidav, with this venv's Python. Home Assistant's plugin blocks
+    sockets (pytest-socket) except in tests that ask for a client, and a session fixture is set
+    up before those: sockets are allowed while the server starts (a process of its own)."""
+    pytest_socket.enable_socket()
+    try:
+        server = run_wsgidav(tmp_path_factory.mktemp("webdav-root"), server_logs)
+        started = server.__enter__()
+    finally:
+        pytest_socket.disable_socket(allow_unix_socket=True)
+    try:
+        yield started
+    finally:
+        server.__exit__(None, None, None)

@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import json
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -262,10 +262,10 @@ async def test_errors_become_home_assistant_errors(
         assert info["agent_errors"] == {AGENT_ID: message}
 
 
-async def test_large_upload_and_download_stream_through_temp_files(
-    hass: HomeAssistant, tmp_path: Path
-) -> None:
-    """Several write batches and read chunks each way; bytes and sha256 survive."""
+@pytest.mark.parametrize("kind", ["object-store", "python-agent"])
+async def test_large_upload_and_download(hass: HomeAssistant, tmp_path: Path, kind: str) -> None:
+    """Several chunks each way; bytes and sha256 survive. The object-store agent streams both
+    ways (the adapter makes no temp folder at all); a Python agent goes through temp files."""
     source = tmp_path / "source"
     await off_loop(hass, lambda: source.mkdir())
     # Incompressible, so the backup file is a few MiB: more than one write batch and read chunk.
@@ -278,29 +278,40 @@ async def test_large_upload_and_download_stream_through_temp_files(
     assert len(original) > 3_000_000
 
     store = tmp_path / "store"
-    await setup_backup(hass, [{"name": STORE, "url": f"file://{store}"}])
+    spec: Any = (
+        {"name": STORE, "url": f"file://{store}"}
+        if kind == "object-store"
+        else FolderSyncAgent(STORE, store)
+    )
+    await setup_backup(hass, [spec])
     agent = ha_agent(hass)
     chunks = await off_loop(hass, chunks_of, made.path, 65_536)
     await agent.async_upload_backup(open_stream=stream_of(chunks), backup=agent_backup_of(made))
     tmp_backups = Path(hass.config.path("tmp_backups"))
     assert await off_loop(hass, files_in, tmp_backups) == []
-    sidecar = json.loads(await off_loop(hass, (store / f"{made.slug}.metadata.json").read_text))
-    assert sidecar["sha256"] == hashlib.sha256(original).hexdigest()
-    assert sidecar["size"] == len(original)
-    assert sidecar["extra"] == {"instance_id": "test", "with_automatic_settings": False}
-
     listed = await agent.async_get_backup(made.slug)
     assert listed == agent_backup_of(made)
+    if kind == "object-store":
+        sidecar = json.loads(
+            await off_loop(hass, (store / f"{made.slug}.metadata.json").read_text)
+        )
+        assert sidecar["sha256"] == hashlib.sha256(original).hexdigest()
+        assert sidecar["size"] == len(original)
+        assert sidecar["extra"] == {"instance_id": "test", "with_automatic_settings": False}
 
     received = [chunk async for chunk in await agent.async_download_backup(made.slug)]
     assert len(received) > 1
     assert b"".join(received) == original
     assert await off_loop(hass, files_in, tmp_backups) == []
+    if kind == "object-store":
+        assert not await off_loop(hass, tmp_backups.exists)
 
 
-async def test_cancelled_upload_and_abandoned_download_leave_no_temp_file(
+async def test_cancelled_spooled_upload_and_abandoned_download_leave_no_temp_file(
     hass: HomeAssistant, tmp_path: Path
 ) -> None:
+    """A Python sync agent's temp files: gone when the upload is cancelled mid-spool, and
+    unlinked as soon as a download is open."""
     source = tmp_path / "source"
     await off_loop(hass, lambda: source.mkdir())
     await off_loop(hass, (source / "noise.bin").write_bytes, random.randbytes(3_000_000))
@@ -308,29 +319,21 @@ async def test_cancelled_upload_and_abandoned_download_leave_no_temp_file(
         source, tmp_path / "made", name="Cancelled", ha_version="2025.1.0"
     )
     assert made.path is not None
-    await setup_backup(hass, [{"name": STORE, "url": f"file://{tmp_path / 'store'}"}])
+    await setup_backup(hass, [FolderSyncAgent(STORE, tmp_path / "folder")])
     agent = ha_agent(hass)
     tmp_backups = Path(hass.config.path("tmp_backups"))
-    streaming = asyncio.Event()
-
-    async def open_stream() -> Any:
-        async def stream() -> Any:
-            yield b"x" * 2_000_000
-            streaming.set()
-            await asyncio.Event().wait()  # the rest never comes
-            yield b""
-
-        return stream()
+    stream = StuckStream()
 
     upload = asyncio.ensure_future(
-        agent.async_upload_backup(open_stream=open_stream, backup=agent_backup_of(made))
+        agent.async_upload_backup(open_stream=stream.open, backup=agent_backup_of(made))
     )
-    await streaming.wait()
+    await stream.streaming.wait()
     assert len(await off_loop(hass, files_in, tmp_backups)) == 1
     upload.cancel()
     with pytest.raises(asyncio.CancelledError):
         await upload
     assert await off_loop(hass, files_in, tmp_backups) == []
+    assert stream.closed
 
     # A real upload, then a download whose reader stops after the first chunk.
     chunks = await off_loop(hass, chunks_of, made.path, 1_048_576)
@@ -340,3 +343,58 @@ async def test_cancelled_upload_and_abandoned_download_leave_no_temp_file(
     assert await off_loop(hass, files_in, tmp_backups) == []
     assert await anext(download_stream)
     await download_stream.aclose()
+
+
+async def test_cancelled_streamed_upload_leaves_nothing(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    """The object store takes the stream as it comes: cancelled half way, nothing is stored,
+    no temp file was ever made, and Home Assistant's stream is closed."""
+    store = tmp_path / "store"
+    await setup_backup(hass, [{"name": STORE, "url": f"file://{store}"}])
+    agent = ha_agent(hass)
+    backup = AgentBackup(
+        addons=[],
+        backup_id="abcd1234",
+        date="2025-04-01T12:00:00+00:00",
+        database_included=True,
+        extra_metadata={},
+        folders=[],
+        homeassistant_included=True,
+        homeassistant_version="2025.4.4",
+        name="Cancelled",
+        protected=False,
+        size=40_000_000,
+    )
+    stream = StuckStream()
+    upload = asyncio.ensure_future(
+        agent.async_upload_backup(open_stream=stream.open, backup=backup)
+    )
+    await stream.streaming.wait()
+    upload.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await upload
+    assert stream.closed
+    assert await agent.async_list_backups() == []
+    assert await off_loop(hass, files_in, store) == []
+    assert not await off_loop(hass, Path(hass.config.path("tmp_backups")).exists)
+
+
+class StuckStream:
+    """An ``open_stream`` whose stream yields 2 MB, then waits for ever."""
+
+    def __init__(self) -> None:
+        self.streaming = asyncio.Event()
+        self.closed = False
+
+    async def open(self) -> AsyncIterator[bytes]:
+        async def stream() -> AsyncIterator[bytes]:
+            try:
+                yield b"x" * 2_000_000
+                self.streaming.set()
+                await asyncio.Event().wait()  # the rest never comes
+                yield b""
+            finally:
+                self.closed = True
+
+        return stream()

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 from hahelpers import (
     AGENT_ID,
+    PROGRESS_TIMER_OUTLIVES_A_FAILED_UPLOAD,
     STORE,
+    FolderSyncAgent,
     agent_backup_of,
     chunks_of,
     files_in,
@@ -38,6 +40,7 @@ pytestmark = pytest.mark.usefixtures(
 LOCAL_AGENT_ID = "backup.local"  # Home Assistant's own agent, in the config dir's backups/
 
 
+@PROGRESS_TIMER_OUTLIVES_A_FAILED_UPLOAD
 async def test_disk_full_while_spooling(
     hass: HomeAssistant,
     hass_ws_client: Callable[..., Awaitable[Any]],
@@ -46,12 +49,13 @@ async def test_disk_full_while_spooling(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """The temp dir is a 1 MiB tmpfs and the backup is 3 MB: the spool hits ENOSPC."""
+    """A Python sync agent's temp dir is a 1 MiB tmpfs and the backup is 3 MB: the spool hits
+    ENOSPC."""
     noise = ha_config_dir / "www" / "noise.bin"
     await off_loop(hass, noise.write_bytes, random.randbytes(3 << 20))
     store = tmp_path / "store"
     await setup_backup(
-        hass, [{"name": STORE, "url": f"file://{store}", "temp_dir": str(small_tmpfs)}]
+        hass, [{"agent": FolderSyncAgent(STORE, store), "temp_dir": str(small_tmpfs)}]
     )
     client = await hass_ws_client(hass)
 
@@ -88,9 +92,37 @@ async def test_disk_full_while_spooling(
     assert await ha_agent(hass).async_list_backups() == []
 
 
+async def test_object_store_upload_needs_no_temp_space(
+    hass: HomeAssistant,
+    hass_ws_client: Callable[..., Awaitable[Any]],
+    ha_config_dir: Path,
+    small_tmpfs: Path,
+    tmp_path: Path,
+) -> None:
+    """The same 3 MB backup and 1 MiB temp dir: the object-store agent takes the stream as it
+    comes, so the upload goes through and the temp dir stays empty."""
+    noise = ha_config_dir / "www" / "noise.bin"
+    await off_loop(hass, noise.write_bytes, random.randbytes(3 << 20))
+    store = tmp_path / "store"
+    await setup_backup(
+        hass, [{"name": STORE, "url": f"file://{store}", "temp_dir": str(small_tmpfs)}]
+    )
+    client = await hass_ws_client(hass)
+    await ws_call(client, type="backup/generate", agent_ids=[AGENT_ID], name="Big")
+    await hass.async_block_till_done(wait_background_tasks=True)
+    info = await ws_call(client, type="backup/info")
+    (backup,) = info["backups"]
+    assert backup["failed_agent_ids"] == []
+    assert list(backup["agents"]) == [AGENT_ID]
+    assert backup["agents"][AGENT_ID]["size"] > 3 << 20
+    assert await off_loop(hass, files_in, small_tmpfs) == []
+    assert len(await off_loop(hass, files_in, store)) == 2
+
+
+@pytest.mark.parametrize("kind", ["object-store", "python-agent"])
 @pytest.mark.parametrize("difference", [-1, +1], ids=["short", "long"])
 async def test_stream_of_another_size_fails_the_upload(
-    hass: HomeAssistant, tmp_path: Path, difference: int
+    hass: HomeAssistant, tmp_path: Path, difference: int, kind: str
 ) -> None:
     source = tmp_path / "source"
     await off_loop(hass, lambda: source.mkdir())
@@ -101,11 +133,23 @@ async def test_stream_of_another_size_fails_the_upload(
     assert made.path is not None
     data = await off_loop(hass, made.path.read_bytes)
     store = tmp_path / "store"
-    await setup_backup(hass, [{"name": STORE, "url": f"file://{store}"}])
+    spec: Any = (
+        {"name": STORE, "url": f"file://{store}"}
+        if kind == "object-store"
+        else FolderSyncAgent(STORE, store)
+    )
+    await setup_backup(hass, [spec])
     agent = ha_agent(hass)
 
     sent = data[:-1] if difference < 0 else data + b"\0"
-    mismatch = rf"announced {len(data)} bytes but sent {len(sent)}"
+    if kind == "python-agent":
+        # The spool counts every byte before the agent sees the file.
+        mismatch = rf"announced {len(data)} bytes but sent {len(sent)}"
+    elif difference < 0:
+        mismatch = rf"the backup stream gave {len(sent)} bytes where {len(data)} were announced"
+    else:
+        # The store stops reading at the first byte too many.
+        mismatch = rf"gave more than {len(data)} bytes where {len(data)} were announced"
     with pytest.raises(BackupAgentError, match=mismatch):
         await agent.async_upload_backup(
             open_stream=stream_of([sent[: 1 << 20], sent[1 << 20 :]]), backup=agent_backup_of(made)

@@ -3,8 +3,8 @@
 Agents come from its YAML config, ``{"habackup_test": {"agents": [...]}}``, and from its config
 entries (one agent each, the entry's data). Each agent is a spec: a ``habackup.BackupSyncAgent``
 instance, or a dict with either ``"agent"`` (an instance) or ``"name"`` and ``"url"`` (an
-``ObjectStoreBackupSyncAgent``, with ``"options"`` if given), plus optional ``"domain"`` and
-``"temp_dir"`` for ``HabackupBackupAgent``.
+``ObjectStoreBackupSyncAgent``, with ``"options"`` if given), plus optional ``"domain"``,
+``"temp_dir"`` and ``"limits"`` for ``HabackupBackupAgent``.
 """
 
 from __future__ import annotations

@@ -29,5 +29,9 @@ def agent_of(hass: HomeAssistant, spec: Any) -> HabackupBackupAgent:
         spec["name"], spec["url"], options=spec.get("options")
     )
     return HabackupBackupAgent(
-        hass, sync_agent, domain=spec.get("domain", DOMAIN), temp_dir=spec.get("temp_dir")
+        hass,
+        sync_agent,
+        domain=spec.get("domain", DOMAIN),
+        temp_dir=spec.get("temp_dir"),
+        limits=spec.get("limits"),
     )
