@@ -33,7 +33,7 @@ pub enum StoreError {
 }
 
 /// Whether an error chain bottoms out in a connection-level failure rather than an answer.
-fn is_unreachable(err: &(dyn StdError + 'static)) -> bool {
+pub(super) fn is_unreachable(err: &(dyn StdError + 'static)) -> bool {
     let mut current = Some(err);
     while let Some(e) = current {
         if let Some(http) = e.downcast_ref::<HttpError>() {
@@ -81,7 +81,7 @@ fn without_html(message: String) -> String {
 }
 
 /// The full chain of messages, so "error sending request" comes with its reason.
-fn chain(err: &(dyn StdError + 'static)) -> String {
+pub(super) fn chain(err: &(dyn StdError + 'static)) -> String {
     without_html(chain_text(err))
 }
 

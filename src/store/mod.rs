@@ -5,8 +5,8 @@
 //! written first and the sidecar last, so a sidecar always stands for a complete backup.
 //!
 //! `config` turns a URL and options into a store (`tuning` holds habackup's own options), one
-//! file per verb (`upload`, `download`, `listing`, `delete`), `webdav` streams WebDAV puts and
-//! `error` sorts what goes wrong. Slugs, metadata and backup.json come from `archive`.
+//! file per verb (`upload`, `download`, `listing`, `delete`, `probe`), `webdav` streams WebDAV
+//! puts and `error` sorts what goes wrong. Slugs, metadata and backup.json come from `archive`.
 
 mod config;
 mod copy;
@@ -15,6 +15,7 @@ mod download;
 mod error;
 mod listing;
 mod location;
+mod probe;
 mod send;
 mod source;
 mod throttle;
@@ -37,6 +38,7 @@ pub use download::Download;
 pub use error::StoreError;
 pub use listing::Listed;
 pub use location::Location;
+pub use probe::ProbeError;
 pub use tuning::Tuning;
 pub use verify::StoredCheck;
 
