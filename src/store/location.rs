@@ -120,7 +120,11 @@ impl Location {
                 match archive::verify_archive(&path, password.as_deref(), &cancel) {
                     Ok(report) => check.decoded = Some(report),
                     Err(ArchiveError::Cancelled) => return Err(StoreError::Cancelled),
-                    Err(err) => check.problems.push(err.to_string()),
+                    Err(err) => {
+                        check.password_incorrect =
+                            matches!(err, ArchiveError::IncorrectPassword { .. });
+                        check.problems.push(err.to_string());
+                    }
                 }
             }
             Ok(check)
