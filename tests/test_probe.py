@@ -98,10 +98,14 @@ def iam_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[S3Serve
         }
         iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=json.dumps(policy))
         enforce_moto_auth(server)
-        yield server, server.options() | {
-            "aws_access_key_id": key["AccessKeyId"],
-            "aws_secret_access_key": key["SecretAccessKey"],
-        }
+        yield (
+            server,
+            server.options()
+            | {
+                "aws_access_key_id": key["AccessKeyId"],
+                "aws_secret_access_key": key["SecretAccessKey"],
+            },
+        )
 
 
 async def test_s3_credentials_without_write_permission(
@@ -177,7 +181,7 @@ def test_read_only_folder(tmp_path: Path) -> None:
     """A read-only file system (the tests run as root, which file modes do not stop): a tmpfs
     mounted read-only in a mount namespace of the test's own (skipped where that is denied)."""
     script = (
-        "set -e; mount -t tmpfs -o ro,size=1m habackup-ro \"$1\"; "
+        'set -e; mount -t tmpfs -o ro,size=1m habackup-ro "$1"; '
         '"$2" -c "import asyncio, sys, habackup\n'
         "agent = habackup.ObjectStoreBackupSyncAgent('p', 'file://' + sys.argv[1] + '/x')\n"
         "try:\n    asyncio.run(agent.async_probe())\n"
