@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import voluptuous as vol
@@ -33,6 +35,8 @@ from .const import (
 )
 from .coordinator import HabackupConfigEntry, HabackupCoordinator
 from .verification import Verified
+
+READ_CHUNK = 1024 * 1024
 
 VERIFY_SCHEMA = vol.Schema(
     {
@@ -161,8 +165,8 @@ async def _async_copy(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse
     try:
         agent_backup = await source.async_get_backup(backup_id)
 
-        async def open_stream() -> Any:
-            return await source.async_download_backup(backup_id)
+        async def open_stream() -> AsyncIterator[bytes]:
+            return await _open_source(hass, source, backup_id)
 
         # The adapter streams the source's bytes into the store (through a temp file in
         # tmp_backups where it cannot stream yet).
@@ -190,6 +194,27 @@ async def _async_copy(hass: HomeAssistant, call: ServiceCall) -> ServiceResponse
             },
         )
     return {"copied": True, "source_agent_id": source.agent_id, **_results(coordinator, results)}
+
+
+async def _open_source(
+    hass: HomeAssistant, source: BackupAgent, backup_id: str
+) -> AsyncIterator[bytes]:
+    """The backup's bytes from ``source``. Home Assistant's local agents serve no downloads
+    (its own views read their files): their file is read here, off the event loop."""
+    manager = hass.data[DATA_MANAGER]
+    if source.agent_id not in manager.local_backup_agents:
+        return await source.async_download_backup(backup_id)
+    path: Path = manager.local_backup_agents[source.agent_id].get_backup_path(backup_id)
+    file = await hass.async_add_executor_job(path.open, "rb")
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            while chunk := await hass.async_add_executor_job(file.read, READ_CHUNK):
+                yield chunk
+        finally:
+            await hass.async_add_executor_job(file.close)
+
+    return chunks()
 
 
 def _destination_agent(hass: HomeAssistant, agent_id: str) -> Any:
