@@ -22,6 +22,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
+from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from integration import (
     DOMAIN,
@@ -403,6 +404,8 @@ async def test_diagnostics_and_logs_hold_no_secret(
     backed up to, verified and diagnosed, and the diagnostics themselves: no credential."""
     caplog.set_level(logging.DEBUG)
     await setup_backup_integration(hass)
+    # Before the HTTP server starts (Home Assistant 2025.4 cannot add its view later).
+    assert await async_setup_component(hass, "diagnostics", {})
     if location.secrets:
         wrong = {k: "wrong-" + v for k, v in location.form.items() if v in location.secrets}
         if location.type == "s3":

@@ -55,8 +55,8 @@ async def test_add_location(
     assert entry.unique_id
 
     assert await agent_ids(hass, hass_ws_client) == sorted(["backup.local", agent_id(entry)])
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, entry.entry_id)})
-    assert device is not None
+    (device,) = dr.async_entries_for_config_entry(dr.async_get(hass), entry.entry_id)
+    assert (DOMAIN, entry.entry_id) in device.identifiers
     assert device.name == entry.title
     assert state_of(hass, entry, "backups") == "0"
     assert float(state_of(hass, entry, "size")) == 0
