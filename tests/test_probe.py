@@ -6,12 +6,14 @@ read-only share), Azurite, a folder, and a stopped port."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from net_servers import SmbServer, SshServer
 from servers import (
     AzuriteServer,
     Bucket,
@@ -27,6 +29,10 @@ import habackup
 from habackup import BackupAgentProbeError, ObjectStoreBackupSyncAgent
 
 SECRET = "s3cr3t-probe-value"
+# Some other server's Ed25519 host key (a public key line; never this test's sshd's).
+SSH_OTHER_HOST_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl other"
+)
 
 
 async def problem_of(url: str, options: dict[str, str] | None = None) -> BackupAgentProbeError:
@@ -222,3 +228,57 @@ async def test_gcs_unreachable() -> None:
 
 async def test_memory() -> None:
     await ObjectStoreBackupSyncAgent("p", "memory://probe").async_probe()
+
+
+def _locked_folder(parent: Path) -> Path:
+    """A folder the test user may not write to (root's, mode 755), inside one it may."""
+    locked = parent / f"locked-{os.getpid()}"
+    locked.mkdir(exist_ok=True)
+    locked.chmod(0o755)
+    return locked
+
+
+async def test_sftp(sshd_server: SshServer) -> None:
+    await ObjectStoreBackupSyncAgent(
+        "p", sshd_server.url("probe/sftp"), options=sshd_server.options()
+    ).async_probe()
+    assert list((sshd_server.creds.data / "probe" / "sftp").iterdir()) == []
+
+    url = sshd_server.url("probe/sftp")
+    wrong = sshd_server.options(password=SECRET)
+    err = await problem_of(url, wrong)
+    assert err.problem == "invalid_auth"
+    assert SECRET not in str(err)
+
+    unpinned = {"password": sshd_server.creds.password}
+    err = await problem_of(url, unpinned)
+    assert err.problem == "host_key"
+    # The message names the key the server presents, for the user to check and pin.
+    assert sshd_server.creds.host_fingerprint in str(err)
+
+    other_host = SSH_OTHER_HOST_KEY
+    err = await problem_of(url, sshd_server.options(host_key=other_host))
+    assert err.problem == "host_key"
+    assert "does not match" in str(err)
+
+    locked = _locked_folder(sshd_server.creds.data)
+    err = await problem_of(sshd_server.url(locked.name), sshd_server.options())
+    assert err.problem == "permission_denied", err
+
+
+async def test_smb(smbd_server: SmbServer) -> None:
+    await ObjectStoreBackupSyncAgent(
+        "p", smbd_server.url("probe/smb"), options=smbd_server.options()
+    ).async_probe()
+    assert list((smbd_server.folder() / "probe" / "smb").iterdir()) == []
+
+    err = await problem_of(smbd_server.url("x"), smbd_server.options(password=SECRET))
+    assert err.problem == "invalid_auth"
+    assert SECRET not in str(err)
+
+    err = await problem_of(smbd_server.url("x", share="nosuchshare"), smbd_server.options())
+    assert err.problem == "bucket_not_found", err
+
+    locked = _locked_folder(smbd_server.folder())
+    err = await problem_of(smbd_server.url(locked.name), smbd_server.options())
+    assert err.problem == "permission_denied", err

@@ -1,5 +1,6 @@
-"""habackup: S3, Azure Blob, Google Cloud Storage, WebDAV and folders as Home Assistant backup
-locations, added from the UI, with habackup's streaming Rust engine moving the bytes.
+"""habackup: S3, Azure Blob, Google Cloud Storage, WebDAV, SMB and SFTP shares and folders as
+Home Assistant backup locations, added from the UI, with habackup's streaming Rust engine moving
+the bytes.
 
 Each config entry is one location: a backup agent (``backup.py``), a coordinator with its state
 and work (``coordinator.py``), a device with sensors, and the ``habackup.verify`` and
@@ -88,7 +89,8 @@ def _setup_error(err: BackupAgentProbeError, *, has_credentials: bool) -> Except
     """The probe's verdict as Home Assistant's set-up errors: retry later, ask for new
     credentials, or stop until the user fixes the location."""
     placeholders = {"error": str(err)}
-    if err.problem in ("invalid_auth", "permission_denied") and has_credentials:
+    # A changed SSH host key asks the user too: only they can check the new one on the server.
+    if err.problem in ("invalid_auth", "permission_denied", "host_key") and has_credentials:
         return ConfigEntryAuthFailed(
             translation_domain=DOMAIN,
             translation_key=err.problem,

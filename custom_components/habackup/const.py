@@ -16,6 +16,8 @@ TYPE_S3: Final = "s3"
 TYPE_AZURE: Final = "azure"
 TYPE_GCS: Final = "gcs"
 TYPE_WEBDAV: Final = "webdav"
+TYPE_SFTP: Final = "sftp"
+TYPE_SMB: Final = "smb"
 
 CONF_PATH: Final = "path"
 CONF_ENDPOINT_URL: Final = "endpoint_url"
@@ -31,6 +33,13 @@ CONF_SERVICE_ACCOUNT: Final = "service_account_json"
 CONF_URL: Final = "url"
 CONF_USERNAME: Final = "username"
 CONF_PASSWORD: Final = "password"
+CONF_HOST: Final = "host"
+CONF_PORT: Final = "port"
+CONF_SHARE: Final = "share"
+CONF_DOMAIN: Final = "domain"
+CONF_PRIVATE_KEY: Final = "private_key"  # the key itself, or the path of its file
+CONF_PRIVATE_KEY_PASSPHRASE: Final = "private_key_passphrase"
+CONF_HOST_KEY: Final = "host_key"  # a SHA256: fingerprint or an OpenSSH public key line
 
 # Options, in three sections of the options form.
 SECTION_TRANSFERS: Final = "transfers"

@@ -180,7 +180,8 @@ class HabackupCoordinator(DataUpdateCoordinator[LocationState]):
         try:
             await self.agent.async_probe()
         except BackupAgentProbeError as err:
-            if err.problem in ("invalid_auth", "permission_denied"):
+            # A changed SSH host key too: only the user can check the new one.
+            if err.problem in ("invalid_auth", "permission_denied", "host_key"):
                 raise ConfigEntryAuthFailed(
                     translation_domain=DOMAIN,
                     translation_key=err.problem,

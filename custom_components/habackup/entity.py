@@ -15,6 +15,8 @@ MODELS = {
     "azure": "Azure Blob storage",
     "gcs": "Google Cloud Storage",
     "webdav": "WebDAV",
+    "sftp": "SFTP",
+    "smb": "SMB (Windows share)",
 }
 
 

@@ -12,6 +12,9 @@ from urllib.parse import quote, urlsplit
 
 import voluptuous as vol
 from homeassistant.helpers.selector import (
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
@@ -23,13 +26,20 @@ from .const import (
     CONF_ACCOUNT_NAME,
     CONF_BUCKET,
     CONF_CONTAINER,
+    CONF_DOMAIN,
     CONF_ENDPOINT_URL,
+    CONF_HOST,
+    CONF_HOST_KEY,
     CONF_PASSWORD,
     CONF_PATH,
+    CONF_PORT,
     CONF_PREFIX,
+    CONF_PRIVATE_KEY,
+    CONF_PRIVATE_KEY_PASSPHRASE,
     CONF_REGION,
     CONF_SECRET_ACCESS_KEY,
     CONF_SERVICE_ACCOUNT,
+    CONF_SHARE,
     CONF_TYPE,
     CONF_URL,
     CONF_USERNAME,
@@ -37,6 +47,8 @@ from .const import (
     TYPE_FOLDER,
     TYPE_GCS,
     TYPE_S3,
+    TYPE_SFTP,
+    TYPE_SMB,
     TYPE_WEBDAV,
 )
 
@@ -44,6 +56,7 @@ TEXT = TextSelector()
 URL = TextSelector(TextSelectorConfig(type=TextSelectorType.URL))
 SECRET = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 MULTILINE = TextSelector(TextSelectorConfig(multiline=True))
+PORT = NumberSelector(NumberSelectorConfig(min=1, max=65535, mode=NumberSelectorMode.BOX))
 
 # Every field that holds a credential, of any kind: diagnostics redact them, logs never see them.
 SECRET_FIELDS = frozenset(
@@ -54,6 +67,8 @@ SECRET_FIELDS = frozenset(
         CONF_SERVICE_ACCOUNT,
         CONF_USERNAME,
         CONF_PASSWORD,
+        CONF_PRIVATE_KEY,
+        CONF_PRIVATE_KEY_PASSPHRASE,
     }
 )
 
@@ -354,7 +369,136 @@ WEBDAV = LocationKind(
 )
 
 
-KINDS: dict[str, LocationKind] = {kind.key: kind for kind in (FOLDER, S3, AZURE, GCS, WEBDAV)}
+# --- SFTP and SMB (a NAS, without a mount) ----------------------------------------------------
+
+
+def _host_error(host: str) -> str | None:
+    """A host name or an IP address, nothing around it (no scheme, user, port or path)."""
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not bare or any(c in bare for c in "/@ \t?#[]"):
+        return "invalid_host"
+    # One colon is a host:port typed into the host field; an IPv6 address has several.
+    if bare.count(":") == 1:
+        return "invalid_host"
+    return None
+
+
+def _netloc(data: Mapping[str, Any], user: str) -> str:
+    host = str(data[CONF_HOST]).strip("[]")
+    host = f"[{host}]" if ":" in host else host
+    return f"{quote(user, safe='')}@{host}:{int(data[CONF_PORT])}"
+
+
+def _sftp_fields() -> dict[Any, Any]:
+    return {
+        vol.Required(CONF_HOST): TEXT,
+        vol.Required(CONF_PORT, default=22): PORT,
+        vol.Required(CONF_USERNAME): TEXT,
+        vol.Optional(CONF_PATH, default=""): TEXT,
+        vol.Optional(CONF_PASSWORD, default=""): SECRET,
+        vol.Optional(CONF_PRIVATE_KEY, default=""): MULTILINE,
+        vol.Optional(CONF_PRIVATE_KEY_PASSPHRASE, default=""): SECRET,
+        vol.Optional(CONF_HOST_KEY, default=""): TEXT,
+    }
+
+
+def _sftp_check(data: Mapping[str, Any]) -> dict[str, str]:
+    if error := _host_error(str(data[CONF_HOST])):
+        return {CONF_HOST: error}
+    if not data.get(CONF_PASSWORD) and not data.get(CONF_PRIVATE_KEY):
+        return {"base": "password_or_key"}
+    return {}
+
+
+def _sftp_path(data: Mapping[str, Any]) -> str:
+    """The folder as the URL path: absolute, or ``/~/...`` under the user's home folder."""
+    path = str(data.get(CONF_PATH, "")).strip()
+    if path.startswith("/"):
+        return posixpath.normpath(path)
+    rest = posixpath.normpath(path) if path else ""
+    return "/~" if rest in ("", ".") else f"/~/{rest}"
+
+
+def _sftp_target(data: Mapping[str, Any]) -> Target:
+    options = {
+        key: str(data[key])
+        for key in (CONF_PASSWORD, CONF_PRIVATE_KEY, CONF_PRIVATE_KEY_PASSPHRASE, CONF_HOST_KEY)
+        if data.get(key)
+    }
+    url = f"sftp://{_netloc(data, str(data[CONF_USERNAME]))}{quote(_sftp_path(data), safe='/~')}"
+    return Target(url, options)
+
+
+SFTP = LocationKind(
+    key=TYPE_SFTP,
+    fields=_sftp_fields,
+    # The host key too: a server whose key changed asks for it again, after the user checked it.
+    secrets=(CONF_PASSWORD, CONF_PRIVATE_KEY, CONF_PRIVATE_KEY_PASSPHRASE, CONF_HOST_KEY),
+    check=_sftp_check,
+    target=_sftp_target,
+    identity=lambda data: (
+        f"sftp:{str(data[CONF_HOST]).lower()}:{int(data[CONF_PORT])}:{_sftp_path(data)}"
+    ),
+    title=lambda data: f"SFTP {data[CONF_HOST]}:{_sftp_path(data).replace('/~', '~', 1)}",
+)
+
+
+def _smb_fields() -> dict[Any, Any]:
+    return {
+        vol.Required(CONF_HOST): TEXT,
+        vol.Required(CONF_PORT, default=445): PORT,
+        vol.Required(CONF_SHARE): TEXT,
+        vol.Optional(CONF_PATH, default=""): TEXT,
+        vol.Optional(CONF_DOMAIN, default=""): TEXT,
+        vol.Required(CONF_USERNAME): TEXT,
+        vol.Required(CONF_PASSWORD): SECRET,
+    }
+
+
+def _smb_share(data: Mapping[str, Any]) -> str:
+    return str(data[CONF_SHARE]).strip("/\\")
+
+
+def _smb_path(data: Mapping[str, Any]) -> str:
+    return str(data.get(CONF_PATH, "")).replace("\\", "/").strip("/")
+
+
+def _smb_check(data: Mapping[str, Any]) -> dict[str, str]:
+    if error := _host_error(str(data[CONF_HOST])):
+        return {CONF_HOST: error}
+    if not _smb_share(data) or any(c in _smb_share(data) for c in "/\\"):
+        return {CONF_SHARE: "invalid_share"}
+    return {}
+
+
+def _smb_target(data: Mapping[str, Any]) -> Target:
+    login = str(data[CONF_USERNAME])
+    if domain := str(data.get(CONF_DOMAIN, "")):
+        login = f"{domain};{login}"
+    place = quote(_smb_share(data), safe="")
+    if path := _smb_path(data):
+        place += "/" + quote(path, safe="/")
+    url = f"smb://{_netloc(data, login)}/{place}"
+    return Target(url, {"password": str(data[CONF_PASSWORD])})
+
+
+SMB = LocationKind(
+    key=TYPE_SMB,
+    fields=_smb_fields,
+    secrets=(CONF_USERNAME, CONF_PASSWORD),
+    check=_smb_check,
+    target=_smb_target,
+    identity=lambda data: (
+        f"smb:{str(data[CONF_HOST]).lower()}:{int(data[CONF_PORT])}:"
+        f"{_smb_share(data).lower()}/{_smb_path(data)}"
+    ),
+    title=lambda data: f"SMB //{data[CONF_HOST]}/{_where(_smb_path(data), _smb_share(data))}",
+)
+
+
+KINDS: dict[str, LocationKind] = {
+    kind.key: kind for kind in (FOLDER, S3, AZURE, GCS, WEBDAV, SMB, SFTP)
+}
 
 
 def kind_of(data: Mapping[str, Any]) -> LocationKind:

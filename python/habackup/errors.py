@@ -62,7 +62,9 @@ class BackupAgentProbeError(BackupAgentError):
     answered), ``"invalid_auth"`` (credentials refused), ``"bucket_not_found"`` (no such bucket
     or container), ``"permission_denied"`` (credentials accepted, but not allowed to write, read
     or delete there; also a read-only folder), ``"invalid_url"`` (not an address this store can
-    use: not a WebDAV server, a wrong region) or ``"failed"`` (anything else: see the message).
+    use: not a WebDAV server, a wrong region), ``"host_key"`` (SFTP: the server's host key is not
+    pinned with the option ``host_key``, the message names the key it presents, or does not
+    match it) or ``"failed"`` (anything else: see the message).
     """
 
     error_code = "backup_agent_probe_failed"
@@ -78,6 +80,7 @@ PROBE_PROBLEMS = (
     "bucket_not_found",
     "permission_denied",
     "invalid_url",
+    "host_key",
     "failed",
 )
 """Every ``BackupAgentProbeError.problem``."""

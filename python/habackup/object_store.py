@@ -173,9 +173,9 @@ class ObjectStoreBackupSyncAgent(BackupSyncAgent):
         Writes a small object under the prefix, finds it in a listing, reads it back and deletes
         it (also when a step in between fails). Raises
         :class:`~habackup.errors.BackupAgentProbeError` whose ``problem`` says what is wrong:
-        ``cannot_connect``, ``invalid_auth``, ``bucket_not_found``, ``permission_denied``,
-        ``invalid_url`` or ``failed``; its message names the URL and the step, never a
-        credential.
+        ``cannot_connect``, ``invalid_auth``, ``bucket_not_found`` (also an SMB share that does
+        not exist), ``permission_denied``, ``invalid_url``, ``host_key`` (SFTP) or ``failed``; its
+        message names the URL and the step, never a credential.
         """
         await asyncio.ensure_future(self._client.probe())
 

@@ -9,7 +9,8 @@ use bytes::Bytes;
 use object_store::{ObjectStoreExt, PutPayload};
 use thiserror::Error;
 
-use super::error::{chain, is_unreachable, StoreError};
+use super::error::{chain, is_unreachable, remote_fs, StoreError};
+use super::remote::RemoteFsError;
 use super::StoreAgent;
 use crate::common::redact::redact_urls;
 use crate::common::text::without_os_error;
@@ -32,6 +33,10 @@ pub enum ProbeError {
     /// The address is not one this kind of store can use (not a WebDAV server, wrong region).
     #[error("{0}")]
     InvalidUrl(String),
+    /// The SSH server's host key is not pinned (the message names the key it presents) or does
+    /// not match the pinned one.
+    #[error("{0}")]
+    HostKey(String),
     /// Anything else; the message says what.
     #[error("{0}")]
     Failed(String),
@@ -46,6 +51,7 @@ impl ProbeError {
             ProbeError::BucketNotFound(_) => "bucket_not_found",
             ProbeError::PermissionDenied(_) => "permission_denied",
             ProbeError::InvalidUrl(_) => "invalid_url",
+            ProbeError::HostKey(_) => "host_key",
             ProbeError::Failed(_) => "failed",
         }
     }
@@ -112,8 +118,30 @@ fn io_denied(err: &(dyn StdError + 'static)) -> bool {
     false
 }
 
+/// The SFTP and SMB stores' own verdicts (their messages say it all).
+fn from_remote_fs(step: Step, what: &str, remote: &RemoteFsError) -> ProbeError {
+    let message = without_os_error(&redact_urls(&format!(
+        "{} {what} failed: {remote}",
+        step.verb()
+    )));
+    match remote {
+        RemoteFsError::Unreachable(_) => ProbeError::CannotConnect(message),
+        RemoteFsError::Auth(_) => ProbeError::InvalidAuth(message),
+        RemoteFsError::Denied(_) => ProbeError::PermissionDenied(message),
+        RemoteFsError::HostKey(_) => ProbeError::HostKey(message),
+        // A share that does not exist (writes create missing folders).
+        RemoteFsError::NotFound(_) if step == Step::Write => ProbeError::BucketNotFound(message),
+        RemoteFsError::NotFound(_) | RemoteFsError::Config(_) | RemoteFsError::Failed(_) => {
+            ProbeError::Failed(message)
+        }
+    }
+}
+
 /// Sorts an error of `step` on `what` (the URL and key) into a probe problem.
 fn classify(step: Step, what: &str, err: &(dyn StdError + 'static)) -> ProbeError {
+    if let Some(remote) = remote_fs(err) {
+        return from_remote_fs(step, what, remote);
+    }
     let text = chain(err);
     let message = without_os_error(&redact_urls(&format!(
         "{} {what} failed: {text}",
@@ -272,6 +300,7 @@ mod tests {
             "permission_denied"
         );
         assert_eq!(ProbeError::InvalidUrl(String::new()).code(), "invalid_url");
+        assert_eq!(ProbeError::HostKey(String::new()).code(), "host_key");
         assert_eq!(ProbeError::Failed(String::new()).code(), "failed");
     }
 

@@ -147,7 +147,47 @@ def folder_location(tmp_path: Path) -> LocationSpec:
     return LocationSpec("folder", {"path": str(tmp_path / "nas" / "ha-backups")})
 
 
-@pytest.fixture(params=["folder_location", "s3_location", "azure_location", "webdav_location"])
+@pytest.fixture
+def sftp_location(servers: Servers, request: pytest.FixtureRequest) -> LocationSpec:
+    """A new folder on sshd (the probe creates it), logging in with a pasted private key, the
+    server's host key pinned by its public key line."""
+    ssh = servers.sftp
+    form = {
+        "host": "127.0.0.1",
+        "port": ssh.port,
+        "username": ssh.user,
+        "path": f"{ssh.data}/{unique_name(request)}/ha",
+        "private_key": ssh.client_key,
+        "host_key": ssh.host_key,
+    }
+    return LocationSpec("sftp", form, (ssh.client_key,))
+
+
+@pytest.fixture
+def smb_location(servers: Servers, request: pytest.FixtureRequest) -> LocationSpec:
+    """A new folder in smbd's share ``backups`` (the probe creates it)."""
+    smb = servers.smb
+    form = {
+        "host": "127.0.0.1",
+        "port": smb.port,
+        "share": "backups",
+        "path": f"{unique_name(request)}/ha",
+        "username": smb.user,
+        "password": smb.password,
+    }
+    return LocationSpec("smb", form, (smb.password,))
+
+
+@pytest.fixture(
+    params=[
+        "folder_location",
+        "s3_location",
+        "azure_location",
+        "webdav_location",
+        "smb_location",
+        "sftp_location",
+    ]
+)
 def location(request: pytest.FixtureRequest) -> LocationSpec:
     """Each type of location, on its real server (a test runs once per type)."""
     spec: LocationSpec = request.getfixturevalue(request.param)

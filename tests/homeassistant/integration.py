@@ -26,6 +26,35 @@ DOMAIN = "habackup"
 
 
 @dataclass(frozen=True)
+class SshEndpoint:
+    """sshd of this run (``net_servers``): the test user logs in with a password or a key."""
+
+    port: int
+    user: str
+    password: str
+    client_key: str  # an Ed25519 private key the server accepts, OpenSSH format
+    host_key: str  # the server's public key line
+    host_fingerprint: str  # its SHA256:... fingerprint
+    data: str  # a folder the user may write to (absolute)
+
+
+@dataclass(frozen=True)
+class SmbEndpoint:
+    """smbd of this run: share ``backups`` (and ``secure``, which requires encryption)."""
+
+    port: int
+    user: str
+    password: str
+
+
+def _network(endpoint: dict[str, Any], kind: type[Any]) -> Any:
+    """sshd and smbd need root and Debian's packages; without them their tests skip."""
+    if "unavailable" in endpoint:
+        pytest.skip(f"no test server: {endpoint['unavailable']}")
+    return kind(**endpoint)
+
+
+@dataclass(frozen=True)
 class Servers:
     """The test servers of this run: ``tests/serve.py`` started them (``scripts/ha-test.sh``)
     and put their endpoints in ``HABACKUP_TEST_SERVERS``."""
@@ -33,6 +62,16 @@ class Servers:
     s3: S3Server
     webdav: WebDavServer
     azure: AzuriteServer
+    sftp_endpoint: dict[str, Any]
+    smb_endpoint: dict[str, Any]
+
+    @property
+    def sftp(self) -> SshEndpoint:
+        return _network(self.sftp_endpoint, SshEndpoint)  # type: ignore[no-any-return]
+
+    @property
+    def smb(self) -> SmbEndpoint:
+        return _network(self.smb_endpoint, SmbEndpoint)  # type: ignore[no-any-return]
 
     @classmethod
     def from_environment(cls) -> Servers:
@@ -48,6 +87,8 @@ class Servers:
             s3=S3Server(**endpoints["s3"]),
             webdav=WebDavServer(**{**dav, "root": Path(dav["root"])}),
             azure=AzuriteServer(**endpoints["azure"]),
+            sftp_endpoint=endpoints["sftp"],
+            smb_endpoint=endpoints["smb"],
         )
 
 

@@ -1,5 +1,6 @@
 """The habackup integration's config flow, options, set-up, unload, reload and reauthentication,
-in a real Home Assistant against the real test servers (moto, Azurite, wsgidav, a folder)."""
+in a real Home Assistant against the real test servers (moto, Azurite, wsgidav, sshd, smbd, a
+folder)."""
 
 from __future__ import annotations
 
@@ -109,6 +110,16 @@ async def form_error(
     return result
 
 
+async def refused(
+    hass: HomeAssistant, location_type: str, form: dict[str, Any]
+) -> dict[str, Any]:
+    """``form_error``, then the user closes the dialog (a flow for the same location would
+    otherwise still be in progress)."""
+    result = await form_error(hass, location_type, form)
+    hass.config_entries.flow.async_abort(result["flow_id"])
+    return result
+
+
 async def test_s3_errors(hass: HomeAssistant, s3_location: LocationSpec) -> None:
     await setup_backup_integration(hass)
     form = s3_location.form
@@ -162,6 +173,138 @@ async def test_azure_errors(hass: HomeAssistant, azure_location: LocationSpec) -
     result = await form_error(hass, "azure", form | {"account_key": wrong_key})
     assert result["errors"] == {"base": "invalid_auth"}
     assert wrong_key not in json.dumps(result, default=str)
+
+
+async def test_sftp_host_key_is_checked_by_the_user(
+    hass: HomeAssistant, servers: Servers, sftp_location: LocationSpec
+) -> None:
+    """Without a host key the form shows the key the server presents and adds nothing; a key
+    that is not the server's is refused; the fingerprint the user checked lets it through."""
+    await setup_backup_integration(hass)
+    ssh = servers.sftp
+    form = sftp_location.form | {"private_key": "", "password": ssh.password, "host_key": ""}
+    result = await form_error(hass, "sftp", form)
+    assert result["errors"] == {"host_key": "host_key_unknown"}
+    presented = result["description_placeholders"]["fingerprint"]
+    assert presented == f"ssh-ed25519 {ssh.host_fingerprint}"
+    assert not hass.config_entries.async_entries(DOMAIN)
+    assert ssh.password not in json.dumps(result, default=str)
+
+    # Another server's key, pinned (the connection may be intercepted).
+    other = "SHA256:" + "A" * 43
+    result = await submit(hass, result["flow_id"], form | {"host_key": other})
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"host_key": "host_key_mismatch"}
+    assert ssh.host_fingerprint in result["description_placeholders"]["fingerprint"]
+    assert not hass.config_entries.async_entries(DOMAIN)
+
+    result = await submit(hass, result["flow_id"], form | {"host_key": ssh.host_fingerprint})
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    entry = result["result"]
+    assert entry.data["host_key"] == ssh.host_fingerprint
+    assert entry.title == f"SFTP 127.0.0.1:{form['path']}"
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert entry.state is ConfigEntryState.LOADED
+
+
+async def test_sftp_errors(
+    hass: HomeAssistant, servers: Servers, sftp_location: LocationSpec
+) -> None:
+    await setup_backup_integration(hass)
+    form = sftp_location.form
+    no_key = form | {"private_key": ""}
+    result = await refused(hass, "sftp", no_key)
+    assert result["errors"] == {"base": "password_or_key"}
+    result = await refused(hass, "sftp", no_key | {"password": "wrong-password"})
+    assert result["errors"] == {"base": "invalid_auth"}
+    assert "wrong-password" not in json.dumps(result, default=str)
+    result = await refused(hass, "sftp", form | {"host": "sftp://127.0.0.1"})
+    assert result["errors"] == {"host": "invalid_host"}
+    result = await refused(hass, "sftp", form | {"host": "127.0.0.1:22"})
+    assert result["errors"] == {"host": "invalid_host"}
+    result = await refused(hass, "sftp", form | {"port": free_port()})
+    assert result["errors"] == {"base": "cannot_connect"}
+    # Pasted, but not a key; and the path of a file that does not exist.
+    broken = "-----BEGIN OPENSSH PRIVATE KEY-----\nbroken\n-----END OPENSSH PRIVATE KEY-----"
+    result = await refused(hass, "sftp", form | {"private_key": broken})
+    assert result["errors"] == {"private_key": "invalid_private_key"}
+    result = await refused(hass, "sftp", form | {"private_key": "/no/such/id_ed25519"})
+    assert result["errors"] == {"private_key": "invalid_private_key"}
+    assert "/no/such/id_ed25519" in result["description_placeholders"]["error"]
+    result = await refused(hass, "sftp", form | {"host_key": "my server's key"})
+    assert result["errors"] == {"host_key": "invalid_host_key"}
+    # The same folder, written differently, is the same location.
+    await add_location(hass, sftp_location)
+    result = await start_flow(hass, "sftp")
+    result = await submit(hass, result["flow_id"], form | {"path": form["path"] + "/"})
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+
+
+async def test_smb_errors(
+    hass: HomeAssistant, servers: Servers, smb_location: LocationSpec
+) -> None:
+    await setup_backup_integration(hass)
+    form = smb_location.form
+    result = await refused(hass, "smb", form | {"password": "wrong-password"})
+    assert result["errors"] == {"base": "invalid_auth"}
+    assert "wrong-password" not in json.dumps(result, default=str)
+    result = await refused(hass, "smb", form | {"share": "nosuchshare"})
+    assert result["errors"] == {"base": "bucket_not_found"}
+    result = await refused(hass, "smb", form | {"share": "backups/sub"})
+    assert result["errors"] == {"share": "invalid_share"}
+    result = await refused(hass, "smb", form | {"port": free_port()})
+    assert result["errors"] == {"base": "cannot_connect"}
+    # The share that requires encryption works as well.
+    result = await start_flow(hass, "smb")
+    result = await submit(hass, result["flow_id"], form | {"share": "secure"})
+    assert result["type"] is FlowResultType.CREATE_ENTRY, result
+    assert result["result"].title == f"SMB //127.0.0.1/secure/{form['path']}"
+
+
+async def test_sftp_reauth_after_the_host_key_changed(
+    hass: HomeAssistant, servers: Servers, sftp_location: LocationSpec
+) -> None:
+    """A server that presents another key than the pinned one does not load: Home Assistant
+    asks for the key (showing the pinned one), and only the server's real key brings it back."""
+    await setup_backup_integration(hass)
+    entry = await add_location(hass, sftp_location)
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    other = "SHA256:" + "B" * 43
+    hass.config_entries.async_update_entry(entry, data=entry.data | {"host_key": other})
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    (flow,) = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert flow["context"]["source"] == "reauth"
+    result = await hass.config_entries.flow.async_configure(flow["flow_id"])
+    assert result["step_id"] == "reauth_confirm"
+    schema = result["data_schema"].schema
+    assert {str(k) for k in schema} == {
+        "password",
+        "private_key",
+        "private_key_passphrase",
+        "host_key",
+    }
+    shown = {str(k): (k.description or {}).get("suggested_value") for k in schema}
+    assert shown["host_key"] == other
+    assert shown["private_key"] is None  # secrets are never shown back
+
+    result = await hass.config_entries.flow.async_configure(
+        flow["flow_id"], {"private_key": sftp_location.form["private_key"], "host_key": other}
+    )
+    assert result["errors"] == {"host_key": "host_key_mismatch"}
+    result = await hass.config_entries.flow.async_configure(
+        flow["flow_id"],
+        {
+            "private_key": sftp_location.form["private_key"],
+            "host_key": servers.sftp.host_fingerprint,
+        },
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert entry.state is ConfigEntryState.LOADED
 
 
 async def test_folder_errors(
