@@ -26,6 +26,23 @@ say "(Python 3.13.5 from source ~10 min, a Debian chroot with Python 3.14 ~1.5 m
 
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
+
+# The test servers (moto, wsgidav, Azurite) run once for every release, from the main test venv
+# (the Home Assistant venvs and the chroot have neither them nor Node.js); the tests find them
+# through HABACKUP_TEST_SERVERS. They listen on 127.0.0.1, which the chroot shares.
+VENV=${HABACKUP_VENV:-.venv}
+[[ -x $VENV/bin/python ]] || die "no $VENV: run ./scripts/test.sh first (it builds the test venv and the servers)"
+"$VENV/bin/python" tests/serve.py "$logs/servers.json" >"$logs/servers.log" 2>&1 &
+servers=$!
+trap 'kill "$servers" 2>/dev/null || true; wait "$servers" 2>/dev/null || true; rm -rf "$logs"' EXIT
+for _ in $(seq 1200); do
+    [[ -f $logs/servers.json ]] && break
+    kill -0 "$servers" 2>/dev/null || { cat "$logs/servers.log" >&2; die "the test servers did not start"; }
+    sleep 0.1
+done
+[[ -f $logs/servers.json ]] || { cat "$logs/servers.log" >&2; die "the test servers did not start within 120 s"; }
+HABACKUP_TEST_SERVERS=$(cat "$logs/servers.json")
+export HABACKUP_TEST_SERVERS
 summary=()
 failed=0
 for version in "${versions[@]}"; do

@@ -37,7 +37,7 @@ cargo clippy -q --all-targets -- -D warnings
 cargo clippy -q --all-targets --features python -- -D warnings
 
 step "python: ruff, mypy --strict, stubtest"
-"$VENV/bin/ruff" check python tests benches
+"$VENV/bin/ruff" check python tests benches custom_components scripts
 "$VENV/bin/mypy" --strict python/habackup
 "$VENV/bin/python" -m mypy.stubtest habackup
 

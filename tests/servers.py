@@ -240,7 +240,9 @@ class S3Server:
 def run_moto(log_dir: Path, python: str = sys.executable) -> Iterator[S3Server]:
     """moto's server mode on a free port. Objects live in the server process: bodies over
     ``MOTO_S3_DEFAULT_KEY_BUFFER_SIZE`` (1 MiB here) roll over into temp files, so a 1 GiB
-    upload does not mean 1 GiB of moto RSS; either way it is not the caller's memory."""
+    upload does not mean 1 GiB of moto RSS; either way it is not the caller's memory.
+
+    Any credentials are accepted until :func:`enforce_moto_auth` is called."""
     port = free_port()
     env = {
         # moto reads these at import; keep it from looking at the developer's ~/.aws.
@@ -255,6 +257,19 @@ def run_moto(log_dir: Path, python: str = sys.executable) -> Iterator[S3Server]:
     argv = [python, "-m", "moto.server", "-H", HOST, "-p", str(port)]
     with _serve("moto", argv, port, log_dir, ready_path="/moto-api/", env=env):
         yield S3Server(endpoint=f"http://{HOST}:{port}")
+
+
+def enforce_moto_auth(server: S3Server) -> None:
+    """From now on this moto checks every request against its IAM users, keys and policies
+    (create them first, with any credentials): moto's ``/moto-api/reset-auth``."""
+    conn = http.client.HTTPConnection(HOST, int(server.endpoint.rsplit(":", 1)[1]), timeout=10)
+    try:
+        conn.request("POST", "/moto-api/reset-auth", body=b"0")
+        status = conn.getresponse().status
+    finally:
+        conn.close()
+    if status != 200:
+        raise RuntimeError(f"moto refused reset-auth: HTTP {status}")
 
 
 class Bucket(NamedTuple):
@@ -277,6 +292,8 @@ class WebDavServer:
     root: Path  # the directory it serves
     user: str = "habackup"
     password: str = "dav-secret"
+    # A second share, read-only: "/readonly" (its folder is beside the first, not inside it).
+    readonly_path: str = "/readonly"
 
     def url_with_auth(self, path: str = "") -> str:
         """``http://user:password@127.0.0.1:PORT/path``: the agent takes WebDAV credentials
@@ -288,14 +305,20 @@ class WebDavServer:
 
 @contextlib.contextmanager
 def run_wsgidav(root: Path, log_dir: Path) -> Iterator[WebDavServer]:
-    """wsgidav (cheroot) serving ``root`` read-write, basic auth only, for one user."""
+    """wsgidav (cheroot) serving ``root`` read-write at ``/`` and an empty read-only share at
+    ``/readonly``, basic auth only, for one user."""
     port = free_port()
     server = WebDavServer(url=f"http://{HOST}:{port}", root=root)
+    readonly = log_dir / f"wsgidav-{port}-readonly"
+    readonly.mkdir()
     config = {
         "host": HOST,
         "port": port,
         "server": "cheroot",
-        "provider_mapping": {"/": str(root)},
+        "provider_mapping": {
+            "/": str(root),
+            server.readonly_path: {"root": str(readonly), "readonly": True},
+        },
         "http_authenticator": {
             "domain_controller": None,  # None = SimpleDomainController over simple_dc below
             "accept_basic": True,

@@ -76,9 +76,12 @@ async def test_deep_verify_checks_the_password_and_every_mac(
     assert deep.ok, deep.problems
     assert deep.deep
     assert (deep.members or 0) > 3
+    assert not deep.password_incorrect
     wrong = await verify(url, slug, deep=True, password="nope", options=options)
     assert not wrong.ok
     assert any("password" in p for p in wrong.problems), wrong.problems
+    # The contents were not checked: the copy may be sound, under another password.
+    assert wrong.password_incorrect
     # Tampered inside the encrypted member, with a sidecar that matches the tampered bytes: the
     # quick check passes, the MACs do not.
     data = bytearray(backend.get(f"{slug}.tar"))
@@ -95,6 +98,7 @@ async def test_deep_verify_checks_the_password_and_every_mac(
     deep = await verify(url, slug, deep=True, password=PASSWORD, options=options)
     assert not deep.ok
     assert deep.problems
+    assert not deep.password_incorrect
 
 
 def test_verify_in_a_folder(small_backup: Path, tmp_path: Path) -> None:
@@ -301,3 +305,16 @@ async def test_bandwidth_limits_on_a_real_transfer(
     assert (tmp_path / "back.tar").read_bytes() == protected_backup.read_bytes()
     unlimited = await habackup.async_verify_backup(backend.url, slug, options=backend.options)
     assert unlimited.ok, unlimited.problems
+def test_folder_deep_verify_tells_a_wrong_password_apart(
+    protected_backup: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    shutil.copy(protected_backup, folder / "locked.tar")
+    slug = habackup.read_backup(protected_backup).slug
+    wrong = habackup.verify_backup(str(folder), slug, deep=True, password="nope")
+    assert not wrong.ok
+    assert wrong.password_incorrect
+    right = habackup.verify_backup(str(folder), slug, deep=True, password=PASSWORD)
+    assert right.ok, right.problems
+    assert not right.password_incorrect

@@ -36,6 +36,7 @@ def verify_result(data: Mapping[str, Any]) -> VerifyResult:
         deep=data["deep"],
         members=data.get("members"),
         bytes=data.get("bytes"),
+        password_incorrect=data.get("password_incorrect", False),
     )
 
 

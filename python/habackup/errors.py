@@ -55,6 +55,37 @@ class BackupAgentConfigError(BackupAgentError, ValueError):
     error_code = "backup_agent_config_error"
 
 
+class BackupAgentProbeError(BackupAgentError):
+    """A store failed its probe (:meth:`ObjectStoreBackupSyncAgent.async_probe`).
+
+    ``problem`` says what to fix, one of :data:`PROBE_PROBLEMS`: ``"cannot_connect"`` (nothing
+    answered), ``"invalid_auth"`` (credentials refused), ``"bucket_not_found"`` (no such bucket
+    or container), ``"permission_denied"`` (credentials accepted, but not allowed to write, read
+    or delete there; also a read-only folder), ``"invalid_url"`` (not an address this store can
+    use: not a WebDAV server, a wrong region), ``"host_key"`` (SFTP: the server's host key is not
+    pinned with the option ``host_key``, the message names the key it presents, or does not
+    match it) or ``"failed"`` (anything else: see the message).
+    """
+
+    error_code = "backup_agent_probe_failed"
+
+    def __init__(self, message: str = "", *, problem: str = "failed") -> None:
+        super().__init__(message)
+        self.problem = problem
+
+
+PROBE_PROBLEMS = (
+    "cannot_connect",
+    "invalid_auth",
+    "bucket_not_found",
+    "permission_denied",
+    "invalid_url",
+    "host_key",
+    "failed",
+)
+"""Every ``BackupAgentProbeError.problem``."""
+
+
 class BackupNotFound(BackupAgentError, BackupManagerError):
     """No backup with that id or slug."""
 
@@ -90,8 +121,11 @@ class UnsupportedBackupError(ArchiveError):
 
 
 __all__ = [
+    "PROBE_PROBLEMS",
     "ArchiveError",
+    "BackupAgentConfigError",
     "BackupAgentError",
+    "BackupAgentProbeError",
     "BackupAgentUnreachableError",
     "BackupError",
     "BackupHookError",

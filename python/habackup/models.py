@@ -171,6 +171,9 @@ class VerifyResult:
     the stored size in bytes, ``sha256`` the digest checked against (a store's sidecar) or
     computed (a folder), None without one. ``deep`` tells whether every byte was decoded; then
     ``members`` and ``bytes`` count the inner archive's members and file data.
+    ``password_incorrect`` tells that ``deep`` stopped at the password (the last of the
+    ``problems``): the contents were not checked, and the copy may well be sound, encrypted with
+    another password.
     """
 
     location: str
@@ -183,6 +186,7 @@ class VerifyResult:
     deep: bool = False
     members: int | None = None
     bytes: int | None = None
+    password_incorrect: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

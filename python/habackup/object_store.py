@@ -167,6 +167,18 @@ class ObjectStoreBackupSyncAgent(BackupSyncAgent):
         listed = await asyncio.ensure_future(self._client.list())
         return [_synced(item) for item in listed]
 
+    async def async_probe(self) -> None:
+        """Check that backups can be stored here, before trusting the store with one.
+
+        Writes a small object under the prefix, finds it in a listing, reads it back and deletes
+        it (also when a step in between fails). Raises
+        :class:`~habackup.errors.BackupAgentProbeError` whose ``problem`` says what is wrong:
+        ``cannot_connect``, ``invalid_auth``, ``bucket_not_found`` (also an SMB share that does
+        not exist), ``permission_denied``, ``invalid_url``, ``host_key`` (SFTP) or ``failed``; its
+        message names the URL and the step, never a credential.
+        """
+        await asyncio.ensure_future(self._client.probe())
+
     async def async_delete_backup(self, *, id: str, **kwargs: Any) -> None:
         """Delete backup ``id`` (its .tar and sidecar); BackupNotFound when neither exists."""
         token = _core.CancelToken()

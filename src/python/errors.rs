@@ -13,12 +13,13 @@ use crate::archive::ArchiveError;
 use crate::common::redact::redact_urls;
 use crate::common::text::escape;
 use crate::common::Cancelled;
-use crate::store::StoreError;
+use crate::store::{ProbeError, StoreError};
 
 mod classes {
     pyo3::import_exception!(habackup.errors, ArchiveError);
     pyo3::import_exception!(habackup.errors, BackupAgentConfigError);
     pyo3::import_exception!(habackup.errors, BackupAgentError);
+    pyo3::import_exception!(habackup.errors, BackupAgentProbeError);
     pyo3::import_exception!(habackup.errors, BackupAgentUnreachableError);
     pyo3::import_exception!(habackup.errors, BackupError);
     pyo3::import_exception!(habackup.errors, BackupHookError);
@@ -35,6 +36,8 @@ mod classes {
 pub enum Error {
     Archive(ArchiveError),
     Store(StoreError),
+    /// A store failed its probe; the class carries the problem's code.
+    Probe(ProbeError),
     /// The manager cannot do what was asked (busy, unknown agent, bad argument).
     Manager(String),
     /// An integration's backup platform is malformed.
@@ -62,6 +65,12 @@ impl From<ArchiveError> for Error {
 impl From<StoreError> for Error {
     fn from(err: StoreError) -> Self {
         Error::Store(err)
+    }
+}
+
+impl From<ProbeError> for Error {
+    fn from(err: ProbeError) -> Self {
+        Error::Probe(err)
     }
 }
 
@@ -139,6 +148,13 @@ impl From<Error> for PyErr {
         Python::attach(|py| match err {
             Error::Archive(err) => archive_error(py, err),
             Error::Store(err) => store_error(py, err),
+            Error::Probe(err) => build(
+                py,
+                BackupAgentProbeError::type_object(py),
+                err.to_string(),
+                &[("problem", err.code().to_string())],
+                None,
+            ),
             Error::Manager(message) => {
                 build(py, BackupManagerError::type_object(py), message, &[], None)
             }
@@ -171,6 +187,12 @@ impl From<Error> for PyErr {
 impl From<ArchiveError> for PyErr {
     fn from(err: ArchiveError) -> PyErr {
         Error::Archive(err).into()
+    }
+}
+
+impl From<ProbeError> for PyErr {
+    fn from(err: ProbeError) -> PyErr {
+        Error::Probe(err).into()
     }
 }
 

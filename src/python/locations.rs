@@ -39,6 +39,7 @@ pub fn check_dict(py: Python<'_>, location: &str, check: StoredCheck) -> PyResul
     d.set_item("sha256", check.sha256)?;
     d.set_item("problems", check.problems)?;
     d.set_item("warnings", check.warnings)?;
+    d.set_item("password_incorrect", check.password_incorrect)?;
     d.set_item("deep", check.decoded.is_some())?;
     if let Some(report) = check.decoded {
         d.set_item("members", report.members)?;

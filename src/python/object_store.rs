@@ -214,6 +214,13 @@ impl ObjectStoreClient {
         })
     }
 
+    /// Writes, lists, reads back and deletes a small object under the prefix; raises
+    /// `BackupAgentProbeError` whose `problem` says what is wrong.
+    fn probe<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let agent = self.agent.clone();
+        future_into_py(py, async move { Ok(agent.probe().await?) })
+    }
+
     fn __repr__(&self) -> String {
         format!("<ObjectStoreClient {}>", self.agent.display_url())
     }

@@ -34,7 +34,7 @@ pub enum StoreError {
 }
 
 /// Whether an error chain bottoms out in a connection-level failure rather than an answer.
-fn is_unreachable(err: &(dyn StdError + 'static)) -> bool {
+pub(super) fn is_unreachable(err: &(dyn StdError + 'static)) -> bool {
     let mut current = Some(err);
     while let Some(e) = current {
         if let Some(http) = e.downcast_ref::<HttpError>() {
@@ -82,7 +82,7 @@ fn without_html(message: String) -> String {
 }
 
 /// The full chain of messages, so "error sending request" comes with its reason.
-fn chain(err: &(dyn StdError + 'static)) -> String {
+pub(super) fn chain(err: &(dyn StdError + 'static)) -> String {
     without_html(chain_text(err))
 }
 
@@ -101,7 +101,7 @@ fn chain_text(err: &(dyn StdError + 'static)) -> String {
 }
 
 /// The SFTP/SMB stores' own verdict, when the chain has one.
-fn remote_fs<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a RemoteFsError> {
+pub(super) fn remote_fs<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a RemoteFsError> {
     let mut current = Some(err);
     while let Some(e) = current {
         if let Some(found) = e.downcast_ref::<RemoteFsError>() {
@@ -121,8 +121,12 @@ impl StoreError {
             return match remote {
                 RemoteFsError::Unreachable(_) => StoreError::Unreachable(message),
                 RemoteFsError::NotFound(_) => StoreError::NotFound(message),
-                RemoteFsError::Config(_) => StoreError::InvalidConfig(message),
-                RemoteFsError::Auth(_) | RemoteFsError::Failed(_) => StoreError::Failed(message),
+                RemoteFsError::Config(_) | RemoteFsError::HostKey(_) => {
+                    StoreError::InvalidConfig(message)
+                }
+                RemoteFsError::Auth(_) | RemoteFsError::Denied(_) | RemoteFsError::Failed(_) => {
+                    StoreError::Failed(message)
+                }
             };
         }
         let message = redact_urls(&format!("{what}: {}", chain(err)));

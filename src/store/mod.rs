@@ -6,7 +6,8 @@
 //!
 //! `config` turns a URL and options into a store (`tuning` holds habackup's own options, and
 //! `throttle` the bandwidth limits); one file per verb: `upload` (with `source`, where the bytes
-//! come from, and `send`, how they go out), `download`, `listing`, `delete`, `verify`, `copy`;
+//! come from, and `send`, how they go out), `download`, `listing`, `delete`, `verify`, `copy`,
+//! `probe` (can this location be used: write, list, read back, delete);
 //! `location` is a folder or a store alike for verify, copy and prune; `webdav` streams WebDAV
 //! puts, `remote/` makes SFTP and SMB object stores, and `error` sorts what goes wrong. Slugs,
 //! metadata and backup.json come from `archive`.
@@ -18,6 +19,7 @@ mod download;
 mod error;
 mod listing;
 mod location;
+mod probe;
 mod remote;
 mod send;
 mod source;
@@ -42,6 +44,7 @@ pub use download::Download;
 pub use error::StoreError;
 pub use listing::Listed;
 pub use location::Location;
+pub use probe::ProbeError;
 pub use tuning::Tuning;
 pub use verify::{verify_file, Checking, StoredCheck};
 

@@ -31,6 +31,9 @@ pub struct StoredCheck {
     pub warnings: Vec<String>,
     /// The full decode's figures (`deep` only, when it got through).
     pub decoded: Option<VerifyReport>,
+    /// `deep` stopped at the password: the contents were not checked. The copy may be sound
+    /// (a backup encrypted with another password), unlike the other problems.
+    pub password_incorrect: bool,
 }
 
 /// How to check one backup's bytes.
@@ -70,6 +73,14 @@ fn problem(err: &ArchiveError) -> String {
         | ArchiveError::InvalidBackup { reason, .. }
         | ArchiveError::Unsupported { reason, .. } => reason.clone(),
         other => other.to_string(),
+    }
+}
+
+impl StoredCheck {
+    /// Records what the full decode failed on.
+    pub fn record(&mut self, err: &ArchiveError) {
+        self.password_incorrect |= matches!(err, ArchiveError::IncorrectPassword { .. });
+        self.problems.push(problem(err));
     }
 }
 
@@ -141,7 +152,7 @@ impl Checking<'_> {
             match decoded {
                 Ok(report) => check.decoded = Some(report),
                 Err(ArchiveError::Cancelled) => return Err(StoreError::Cancelled),
-                Err(err) => check.problems.push(problem(&err)),
+                Err(err) => check.record(&err),
             }
         }
         Ok(())

@@ -18,6 +18,7 @@ from homeassistant import block_async_io
 from homeassistant.core import HomeAssistant
 from homeassistant.util import loop as loop_util
 from servers import WebDavServer, run_wsgidav
+from integration import LocationSpec, Servers, unique_name
 
 CONFIG_FILES = {
     "configuration.yaml": "homeassistant:\n  name: habackup test\n",
@@ -102,3 +103,111 @@ def webdav_server(
         yield started
     finally:
         server.__exit__(None, None, None)
+# --- The habackup integration's locations, on the servers scripts/ha-test.sh started --------
+
+
+@pytest.fixture(scope="session")
+def servers() -> Servers:
+    """The test servers of this run (``tests/serve.py``, started by ``scripts/ha-test.sh``)."""
+    return Servers.from_environment()
+
+
+@pytest.fixture
+async def s3_location(
+    hass: HomeAssistant, servers: Servers, request: pytest.FixtureRequest
+) -> LocationSpec:
+    """A new bucket on moto (made off the event loop: the blocking-call detection watches it)."""
+    bucket = unique_name(request)
+    await hass.async_add_executor_job(servers.s3.make_bucket, bucket)
+    return LocationSpec(
+        "s3",
+        {
+            "endpoint_url": servers.s3.endpoint,
+            "region": servers.s3.region,
+            "bucket": bucket,
+            "prefix": "home/assistant",
+            "access_key_id": servers.s3.access_key,
+            "secret_access_key": servers.s3.secret_key,
+        },
+        (servers.s3.access_key, servers.s3.secret_key),
+    )
+
+
+@pytest.fixture
+async def azure_location(
+    hass: HomeAssistant, servers: Servers, request: pytest.FixtureRequest
+) -> LocationSpec:
+    """A new container on Azurite."""
+    container = unique_name(request)
+    await hass.async_add_executor_job(servers.azure.make_container, container)
+    return LocationSpec(
+        "azure",
+        {
+            "account_name": servers.azure.account,
+            "container": container,
+            "prefix": "ha",
+            "account_key": servers.azure.key,
+            "endpoint_url": servers.azure.endpoint,
+        },
+        (servers.azure.key,),
+    )
+
+
+@pytest.fixture
+def webdav_location(servers: Servers, request: pytest.FixtureRequest) -> LocationSpec:
+    """A new folder on wsgidav (the probe creates it)."""
+    dav = servers.webdav
+    form = {"url": f"{dav.url}/{unique_name(request)}/ha", "username": dav.user}
+    return LocationSpec("webdav", form | {"password": dav.password}, (dav.password,))
+
+
+@pytest.fixture
+def folder_location(tmp_path: Path) -> LocationSpec:
+    return LocationSpec("folder", {"path": str(tmp_path / "nas" / "ha-backups")})
+
+
+@pytest.fixture
+def sftp_location(servers: Servers, request: pytest.FixtureRequest) -> LocationSpec:
+    """A new folder on sshd (the probe creates it), logging in with a pasted private key, the
+    server's host key pinned by its public key line."""
+    ssh = servers.sftp
+    form = {
+        "host": "127.0.0.1",
+        "port": ssh.port,
+        "username": ssh.user,
+        "path": f"{ssh.data}/{unique_name(request)}/ha",
+        "private_key": ssh.client_key,
+        "host_key": ssh.host_key,
+    }
+    return LocationSpec("sftp", form, (ssh.client_key,))
+
+
+@pytest.fixture
+def smb_location(servers: Servers, request: pytest.FixtureRequest) -> LocationSpec:
+    """A new folder in smbd's share ``backups`` (the probe creates it)."""
+    smb = servers.smb
+    form = {
+        "host": "127.0.0.1",
+        "port": smb.port,
+        "share": "backups",
+        "path": f"{unique_name(request)}/ha",
+        "username": smb.user,
+        "password": smb.password,
+    }
+    return LocationSpec("smb", form, (smb.password,))
+
+
+@pytest.fixture(
+    params=[
+        "folder_location",
+        "s3_location",
+        "azure_location",
+        "webdav_location",
+        "smb_location",
+        "sftp_location",
+    ]
+)
+def location(request: pytest.FixtureRequest) -> LocationSpec:
+    """Each type of location, on its real server (a test runs once per type)."""
+    spec: LocationSpec = request.getfixturevalue(request.param)
+    return spec

@@ -172,9 +172,7 @@ async def test_backup_stored_before_these_fields_still_lists(
         "database_included": True,
         "extra": {"instance_id": "older", "with_automatic_settings": False},
     }
-    await off_loop(
-        hass, (store / f"{made.slug}.metadata.json").write_text, json.dumps(old_sidecar)
-    )
+    await off_loop(hass, (store / f"{made.slug}.metadata.json").write_text, json.dumps(old_sidecar))
     await setup_backup(hass, [{"name": STORE, "url": f"file://{store}"}])
 
     client = await hass_ws_client(hass)

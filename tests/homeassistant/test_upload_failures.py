@@ -60,9 +60,7 @@ async def test_disk_full_while_spooling(
     client = await hass_ws_client(hass)
 
     # Through Home Assistant: the backup is made and kept locally; habackup's agent fails.
-    await ws_call(
-        client, type="backup/generate", agent_ids=[LOCAL_AGENT_ID, AGENT_ID], name="Big"
-    )
+    await ws_call(client, type="backup/generate", agent_ids=[LOCAL_AGENT_ID, AGENT_ID], name="Big")
     await hass.async_block_till_done(wait_background_tasks=True)
     info = await ws_call(client, type="backup/info")
     (backup,) = info["backups"]

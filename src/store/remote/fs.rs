@@ -43,9 +43,15 @@ pub enum RemoteFsError {
     /// match, a private key that cannot be read.
     #[error("{0}")]
     Config(String),
+    /// The SSH host key is not pinned, or does not match the pinned one.
+    #[error("{0}")]
+    HostKey(String),
     /// The server refused the credentials.
     #[error("{0}")]
     Auth(String),
+    /// The credentials are accepted, but not for this file or folder (permissions).
+    #[error("{0}")]
+    Denied(String),
     #[error("{0}")]
     Failed(String),
 }

@@ -125,6 +125,7 @@ fn sort(address: &str, err: SftpError, path: &str) -> RemoteFsError {
             let message = format!("{address}: {path}: {err}");
             match status.status_code {
                 StatusCode::NoSuchFile => RemoteFsError::NotFound(message),
+                StatusCode::PermissionDenied => RemoteFsError::Denied(message),
                 StatusCode::NoConnection | StatusCode::ConnectionLost => {
                     RemoteFsError::Unreachable(message)
                 }

@@ -146,6 +146,7 @@ impl Smb {
         };
         match err.kind() {
             ErrorKind::NotFound => RemoteFsError::NotFound(message),
+            ErrorKind::AccessDenied => RemoteFsError::Denied(message),
             ErrorKind::AuthRequired | ErrorKind::GuestSessionRefused => {
                 RemoteFsError::Auth(format!(
                     "{address} refused the login of user {:?}: {err}",

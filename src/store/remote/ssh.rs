@@ -189,14 +189,14 @@ impl SshTarget {
         let seen = seen.unwrap_or_else(|| "an unreadable key".into());
         let address = self.address();
         if self.pins.is_empty() {
-            RemoteFsError::Config(format!(
+            RemoteFsError::HostKey(format!(
                 "the SSH host key of {address} is not known: the server presents {seen}. \
                  Check that this is your server's key (ssh-keygen -lf on its host key, or the \
                  fingerprint ssh shows) and set the option host_key to that SHA256:... \
                  fingerprint or to the public key line"
             ))
         } else {
-            RemoteFsError::Config(format!(
+            RemoteFsError::HostKey(format!(
                 "the SSH host key of {address} does not match the option host_key: the server \
                  presents {seen}. Refusing to connect: the connection may be intercepted. If the \
                  server's key was changed on purpose, set host_key to the new one"
