@@ -29,6 +29,9 @@ use crate::common::atomic::{abandoned, is_temp_name, open_entry, parent_of, try_
 const ALWAYS_KEPT: &[&str] = &["backups"];
 const RESTORE_PREFIX: &str = ".habackup-restore-";
 const JOURNAL_SUFFIX: &str = ".journal";
+/// The journal while it is written: renamed to its name only once whole and synced, so a kill
+/// while writing it leaves a draft (the swap never began), never a torn journal.
+const DRAFT_SUFFIX: &str = ".journal-draft";
 const STAGING_SUFFIX: &str = ".new";
 const ASIDE_SUFFIX: &str = ".old";
 const LOG: &str = "habackup.restore";
@@ -62,6 +65,7 @@ struct Journal {
 /// The three entries of one restore in the config dir.
 struct Names {
     journal: PathBuf,
+    draft: PathBuf,
     staging: PathBuf,
     aside: PathBuf,
 }
@@ -71,6 +75,7 @@ impl Names {
         let base = format!("{RESTORE_PREFIX}{token}");
         Names {
             journal: config_dir.join(format!("{base}{JOURNAL_SUFFIX}")),
+            draft: config_dir.join(format!("{base}{DRAFT_SUFFIX}")),
             staging: config_dir.join(format!("{base}{STAGING_SUFFIX}")),
             aside: config_dir.join(format!("{base}{ASIDE_SUFFIX}")),
         }
@@ -167,11 +172,18 @@ fn write_journal(names: &Names, journal: &Journal) -> Result<File, ArchiveError>
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(&names.journal)
+        .open(&names.draft)
         .at(parent_of(&names.journal))?;
+    // The lock follows the file through the rename: the journal is owned from the start.
     try_lock(&file).at(parent_of(&names.journal))?;
-    file.write_all(&text).at(parent_of(&names.journal))?;
-    file.sync_all().at(parent_of(&names.journal))?;
+    let written = file
+        .write_all(&text)
+        .and_then(|()| file.sync_all())
+        .and_then(|()| fs::rename(&names.draft, &names.journal));
+    if let Err(err) = written {
+        let _ = fs::remove_file(&names.draft);
+        return Err(ArchiveError::io(parent_of(&names.journal), err));
+    }
     sync_dir(parent_of(&names.journal));
     Ok(file)
 }
@@ -265,7 +277,7 @@ pub fn recover(config_dir: &Path) -> Result<usize, ArchiveError> {
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
         if let Some(rest) = name.strip_prefix(RESTORE_PREFIX) {
-            let token = [JOURNAL_SUFFIX, STAGING_SUFFIX, ASIDE_SUFFIX]
+            let token = [JOURNAL_SUFFIX, DRAFT_SUFFIX, STAGING_SUFFIX, ASIDE_SUFFIX]
                 .iter()
                 .find_map(|suffix| rest.strip_suffix(suffix));
             if let Some(token) = token {
@@ -277,9 +289,11 @@ pub fn recover(config_dir: &Path) -> Result<usize, ArchiveError> {
     for token in tokens {
         let names = Names::new(config_dir, &token);
         // A live restore holds its staging dir's lock from creation to the end.
-        if !ownerless(&names.staging) || !ownerless(&names.journal) {
+        if !ownerless(&names.staging) || !ownerless(&names.journal) || !ownerless(&names.draft) {
             continue;
         }
+        // A draft never became the journal: that swap never began.
+        let _ = fs::remove_file(&names.draft);
         match fs::read(&names.journal) {
             Ok(bytes) => {
                 let journal: Journal = serde_json::from_slice(&bytes).map_err(|e| {
@@ -388,6 +402,22 @@ mod tests {
             assert_eq!(fs::read_to_string(config.join(name)).unwrap(), "new");
         }
         assert_eq!(recover(config).unwrap(), 0);
+    }
+
+    /// A restore killed while writing its journal leaves a torn draft: the swap never began,
+    /// so the config dir is whole and the draft simply goes.
+    #[test]
+    fn a_torn_journal_draft_is_not_taken_for_a_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path();
+        fs::write(config.join("a.yaml"), "old").unwrap();
+        let names = Names::new(config, "0123456789ab");
+        fs::create_dir(&names.staging).unwrap();
+        fs::write(names.staging.join("a.yaml"), "new").unwrap();
+        fs::write(&names.draft, b"{\"out\": [\"a.ya").unwrap();
+        assert_eq!(recover(config).unwrap(), 0);
+        assert!(!names.draft.exists());
+        assert_eq!(fs::read_to_string(config.join("a.yaml")).unwrap(), "old");
     }
 
     #[test]
