@@ -45,8 +45,12 @@ pub fn background_current_thread() {
                 let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 19);
             }
             Priority::Idle => {
-                let param = libc::sched_param { sched_priority: 0 };
-                if libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) != 0 {
+                // The system call, not libc's wrapper: musl's is a stub that fails (POSIX means
+                // the whole process); Linux's call sets the calling thread (pid 0). musl's
+                // `sched_param` has more fields, hence zeroed rather than a literal.
+                let param: libc::sched_param = std::mem::zeroed();
+                let rc = libc::syscall(libc::SYS_sched_setscheduler, 0, libc::SCHED_IDLE, &param);
+                if rc != 0 {
                     // Not allowed (seccomp, old kernel): a lower nice value is the next best thing.
                     let _ = libc::setpriority(libc::PRIO_PROCESS, tid, 19);
                 }
