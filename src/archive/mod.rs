@@ -18,8 +18,11 @@ mod extract;
 mod gzip;
 #[cfg(test)]
 mod header_fuzz;
+mod inner_tar;
 mod local;
 pub(crate) mod metadata;
+#[cfg(feature = "bench")]
+pub mod parts;
 mod policy;
 mod priority;
 mod read;
