@@ -1,10 +1,34 @@
 #!/usr/bin/env bash
-# Installs the test servers that do not come from PyPI into .cache/node (gitignored):
-# Azurite, Microsoft's Azure Storage emulator, used by tests/servers.py's `azurite_server`.
-# Idempotent: a second run only checks the installed version and exits.
+# Installs the test servers that do not come from PyPI:
+# - OpenSSH's sshd and Samba's smbd from Debian's packages (plus the sftp and smbclient
+#   clients that benches/network_stores.py compares against), and the Unix user
+#   `habackup-test` they log in as, for tests/net_servers.py (root with apt only; elsewhere
+#   those tests skip and say why);
+# - Azurite, Microsoft's Azure Storage emulator, into .cache/node (gitignored), used by
+#   tests/servers.py's `azurite_server`.
+# Idempotent: a second run only checks what is installed.
 # (moto and wsgidav, the S3 and WebDAV servers, come from requirements-test.txt.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+NET_USER=habackup-test
+if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    if [[ ! -x /usr/sbin/sshd || ! -x /usr/sbin/smbd || ! -x /usr/bin/smbclient || ! -x /usr/bin/sftp ]]; then
+        echo "install-test-servers: apt-get install openssh-server openssh-client samba smbclient"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            openssh-server openssh-client samba smbclient >/dev/null
+    fi
+    # Debian's postinst may start the system daemons where an init system runs; the tests
+    # start their own on free ports and need nothing else.
+    if ! id "$NET_USER" >/dev/null 2>&1; then
+        echo "install-test-servers: adding the system user $NET_USER (no login shell)"
+        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$NET_USER"
+    fi
+    echo "install-test-servers: $(/usr/sbin/sshd -V 2>&1 | head -1), $(/usr/sbin/smbd --version)"
+else
+    echo "install-test-servers: not root with apt: the SFTP and SMB tests will skip" >&2
+fi
 
 # 3.35.0 is the newest Azurite that runs on Node 20 (3.36 wants >= 21, 3.37 wants >= 22).
 AZURITE_VERSION=3.35.0

@@ -25,7 +25,7 @@ collect_ignore = (
     [] if importlib.util.find_spec("pytest_homeassistant_custom_component") else ["homeassistant"]
 )
 
-pytest_plugins = ["servers", "stores"]
+pytest_plugins = ["servers", "net_servers", "stores"]
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
@@ -92,7 +92,12 @@ class _Process:
             return "(no log)"
 
     def stop(self) -> None:
-        """SIGTERM the whole group, SIGKILL it if still there after 5 s, and reap the leader."""
+        """SIGTERM the whole group, SIGKILL it if still there after 5 s, and reap the leader.
+        Children that left the group (sshd's per-connection processes call setsid) are
+        SIGKILLed too."""
+        for pid in descendants(self.proc.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         for sig, grace in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, sig)
@@ -104,6 +109,28 @@ class _Process:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             return
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc; empty elsewhere)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
+        if not entry.name.isdigit():
+            continue
+        try:
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(fields[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found.extend(children)
+        frontier.extend(children)
+    return found
 
 
 # Looked up here, not in the forked child: importing or dlopen-ing between fork and exec can
@@ -129,9 +156,13 @@ def _serve(
     *,
     ready_path: str = "/",
     env: Mapping[str, str] | None = None,
+    ready: Callable[[], bool] | None = None,
 ) -> Iterator[_Process]:
     """Starts ``argv`` in a new session, waits until ``port`` answers any HTTP status on
-    ``ready_path``, yields, then kills the process group, also when the body raises."""
+    ``ready_path`` (or until ``ready()`` says so), yields, then kills the process group, also
+    when the body raises."""
+    is_ready = ready or (lambda: _http_status(port, ready_path) is not None)
+
     log = log_dir / f"{name}-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -148,7 +179,7 @@ def _serve(
     server = _Process(proc, log)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT
-        while _http_status(port, ready_path) is None:
+        while not is_ready():
             if proc.poll() is not None:
                 raise RuntimeError(
                     f"{name} exited with {proc.returncode} before answering on port {port}:\n"

@@ -5,6 +5,8 @@ that bypasses the agent), and the ``backend`` fixture that runs a test against e
 from __future__ import annotations
 
 import hashlib
+import os
+import pwd
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 from helpers import make_config_dir
+from net_servers import TEST_USER, SmbServer, SshServer
 
 import habackup
 from habackup import ObjectStoreBackupSyncAgent
@@ -130,7 +133,42 @@ def azure_backend(server: Any, container: str) -> Backend:
     )
 
 
-BACKENDS = ["file", "s3", "webdav", "azure"]
+def _owned_folder(root: Path) -> Backend:
+    """Raw access to a folder that sshd or smbd serves: created for, and writable by, the Unix
+    user the servers log in as (files the test writes are handed to it too)."""
+    user = pwd.getpwnam(TEST_USER)
+    root.mkdir(parents=True, exist_ok=True)
+    os.chown(root, user.pw_uid, user.pw_gid)
+
+    def put(name: str, data: bytes) -> None:
+        (root / name).write_bytes(data)
+        os.chown(root / name, user.pw_uid, user.pw_gid)
+
+    return Backend(
+        kind="",
+        url="",
+        options={},
+        put=put,
+        get=lambda name: (root / name).read_bytes(),
+        names=lambda: {p.name for p in root.iterdir()},
+    )
+
+
+def sftp_backend(server: SshServer, folder: str) -> Backend:
+    backend = _owned_folder(server.creds.data / folder)
+    backend.kind, backend.url = "sftp", server.url(folder)
+    backend.options, backend.secrets = server.options(), [server.creds.password]
+    return backend
+
+
+def smb_backend(server: SmbServer, folder: str) -> Backend:
+    backend = _owned_folder(server.folder() / folder)
+    backend.kind, backend.url = "smb", server.url(folder)
+    backend.options, backend.secrets = server.options(), [server.creds.password]
+    return backend
+
+
+BACKENDS = ["file", "s3", "webdav", "azure", "sftp", "smb"]
 
 
 @pytest.fixture(params=BACKENDS)
@@ -142,6 +180,10 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
         return s3_backend(request.getfixturevalue("s3_server"), unique)
     if request.param == "webdav":
         return webdav_backend(request.getfixturevalue("webdav_server"), unique)
+    if request.param == "sftp":
+        return sftp_backend(request.getfixturevalue("sshd_server"), unique)
+    if request.param == "smb":
+        return smb_backend(request.getfixturevalue("smbd_server"), unique)
     return azure_backend(request.getfixturevalue("azurite_server"), unique)
 
 

@@ -1,5 +1,6 @@
 """The built-in object-store agent against real stores: a folder, moto's S3 server, a wsgidav
-WebDAV server and Azurite, all on 127.0.0.1 and started by the fixtures in ``servers``."""
+WebDAV server, Azurite, OpenSSH's sshd (SFTP) and Samba's smbd (SMB), all on 127.0.0.1 and
+started by the fixtures in ``servers`` and ``net_servers``."""
 
 from __future__ import annotations
 

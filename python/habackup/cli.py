@@ -23,9 +23,11 @@ EXIT_INTERRUPTED = 130
 
 STORE_HELP = (
     "object store URLs: file:///dir, s3://bucket/prefix, gs://bucket/prefix, "
-    "az://container/prefix, http(s)://host/dav/path (WebDAV); credentials from --option or the "
-    "environment (AWS_*, AZURE_*, GOOGLE_*). Exit codes: 0 done (warnings included), 1 failed, "
-    "2 bad usage, 130 interrupted."
+    "az://container/prefix, http(s)://host/dav/path (WebDAV), sftp://user@host[:port]/path "
+    "(--option password=... or private_key=FILE, and host_key=SHA256:...), "
+    "smb://[domain;]user@host[:port]/share/path (--option password=...); credentials from "
+    "--option or the environment (AWS_*, AZURE_*, GOOGLE_*). Exit codes: 0 done (warnings "
+    "included), 1 failed, 2 bad usage, 130 interrupted."
 )
 
 EXCLUDE_HELP = (

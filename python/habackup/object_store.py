@@ -1,4 +1,5 @@
-"""The built-in sync agent: backups on S3, GCS, Azure, WebDAV or a folder, moved by Rust."""
+"""The built-in sync agent: backups on S3, GCS, Azure, WebDAV, SFTP, SMB or a folder, moved by
+Rust."""
 
 from __future__ import annotations
 
@@ -33,8 +34,12 @@ class ObjectStoreBackupSyncAgent(BackupSyncAgent):
     """A sync agent whose uploads, downloads, listings and deletes run in Rust on object_store.
 
     ``url`` picks the store: ``file:///dir``, ``memory://``, ``s3://bucket/prefix``,
-    ``gs://bucket/prefix``, ``az://container/prefix`` or ``http(s)://host/path`` (WebDAV; basic
-    auth from the URL's userinfo). ``options`` are object_store's keys for that store
+    ``gs://bucket/prefix``, ``az://container/prefix``, ``http(s)://host/path`` (WebDAV; basic
+    auth from the URL's userinfo), ``sftp://user@host[:port]/path`` (options ``password`` or
+    ``private_key``, a path or the key itself, ``private_key_passphrase``, and ``host_key``,
+    the server's public-key line or ``SHA256:`` fingerprint, required) or
+    ``smb://[domain;]user@host[:port]/share/path`` (option ``password``; the URL's userinfo
+    works too). ``options`` are object_store's keys for that store
     (``aws_endpoint``, ``aws_allow_http``, ``azure_storage_account_key``, ...) plus habackup's:
     ``multipart_threshold``, ``part_size``, ``max_concurrency``, ``max_retries``,
     ``retry_timeout``, ``retry_backoff``, ``timeout``, ``connect_timeout``. An unknown key or a

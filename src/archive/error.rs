@@ -1,3 +1,6 @@
+//! What can go wrong writing, reading, extracting or restoring a backup, as one error type that
+//! names the user's path and reads as a plain sentence.
+
 use std::io;
 use std::path::{Path, PathBuf};
 

@@ -1,3 +1,6 @@
+//! `Backup`: one backup as Python sees it (what its backup.json says, where it is, which agents
+//! hold it).
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

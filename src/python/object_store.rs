@@ -72,6 +72,8 @@ impl ObjectStoreClient {
             Kind::Gcs => "gs",
             Kind::Azure => "az",
             Kind::WebDav => "webdav",
+            Kind::Sftp => "sftp",
+            Kind::Smb => "smb",
         }
     }
 

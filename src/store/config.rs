@@ -29,6 +29,8 @@ pub enum Kind {
     Gcs,
     Azure,
     WebDav,
+    Sftp,
+    Smb,
 }
 
 /// A parsed agent URL: the store, where in it backups live, and the URL to show people.
@@ -275,10 +277,20 @@ pub fn parse(url: &str, options: &[(String, String)]) -> Result<StoreConfig, Sto
                 listing_store = Some(listing);
                 (Kind::WebDav, store, Some(webdav), ObjectPath::default())
             }
+            "sftp" => {
+                let (store, prefix) =
+                    super::remote::sftp_store(&parsed, &display_url, &tuning, &rest)?;
+                (Kind::Sftp, store, None, prefix)
+            }
+            "smb" => {
+                let (store, prefix) =
+                    super::remote::smb_store(&parsed, &display_url, &tuning, &rest)?;
+                (Kind::Smb, store, None, prefix)
+            }
             other => {
                 return Err(invalid(format!(
-                    "unsupported URL scheme {other:?} in {display_url} \
-                     (use file://, memory://, s3://, gs://, az:// or http(s):// for WebDAV)"
+                    "unsupported URL scheme {other:?} in {display_url} (use file://, memory://, \
+                     s3://, gs://, az://, http(s):// for WebDAV, sftp:// or smb://)"
                 )))
             }
         };

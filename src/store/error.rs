@@ -6,6 +6,7 @@ use std::error::Error as StdError;
 use object_store::client::{HttpError, HttpErrorKind};
 use thiserror::Error;
 
+use super::remote::RemoteFsError;
 use crate::archive::ArchiveError;
 use crate::common::redact::redact_urls;
 use crate::common::text::without_os_error;
@@ -99,9 +100,31 @@ fn chain_text(err: &(dyn StdError + 'static)) -> String {
     text
 }
 
+/// The SFTP/SMB stores' own verdict, when the chain has one.
+fn remote_fs<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a RemoteFsError> {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if let Some(found) = e.downcast_ref::<RemoteFsError>() {
+            return Some(found);
+        }
+        current = e.source();
+    }
+    None
+}
+
 impl StoreError {
     /// Sorts an error from `object_store` or our WebDAV client; `what` names the URL and key.
     pub fn from_remote(what: &str, err: &(dyn StdError + 'static)) -> StoreError {
+        if let Some(remote) = remote_fs(err) {
+            // Its message says it all; object_store's "Generic SFTP error" wrapping adds nothing.
+            let message = redact_urls(&format!("{what}: {remote}"));
+            return match remote {
+                RemoteFsError::Unreachable(_) => StoreError::Unreachable(message),
+                RemoteFsError::NotFound(_) => StoreError::NotFound(message),
+                RemoteFsError::Config(_) => StoreError::InvalidConfig(message),
+                RemoteFsError::Auth(_) | RemoteFsError::Failed(_) => StoreError::Failed(message),
+            };
+        }
         let message = redact_urls(&format!("{what}: {}", chain(err)));
         if let Some(object_store::Error::NotFound { .. }) =
             err.downcast_ref::<object_store::Error>()

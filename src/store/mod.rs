@@ -1,12 +1,15 @@
-//! Backup sync agents on object stores (S3, GCS, Azure, WebDAV, local folders, memory), with no
-//! Python in the data path.
+//! Backup sync agents on object stores (S3, GCS, Azure, WebDAV, SFTP, SMB, local folders,
+//! memory), with no Python in the data path.
 //!
 //! Layout: `<prefix>/<slug>.tar` and its sidecar `<prefix>/<slug>.metadata.json`. The .tar is
 //! written first and the sidecar last, so a sidecar always stands for a complete backup.
 //!
-//! `config` turns a URL and options into a store (`tuning` holds habackup's own options), one
-//! file per verb (`upload`, `download`, `listing`, `delete`), `webdav` streams WebDAV puts and
-//! `error` sorts what goes wrong. Slugs, metadata and backup.json come from `archive`.
+//! `config` turns a URL and options into a store (`tuning` holds habackup's own options, and
+//! `throttle` the bandwidth limits); one file per verb: `upload` (with `source`, where the bytes
+//! come from, and `send`, how they go out), `download`, `listing`, `delete`, `verify`, `copy`;
+//! `location` is a folder or a store alike for verify, copy and prune; `webdav` streams WebDAV
+//! puts, `remote/` makes SFTP and SMB object stores, and `error` sorts what goes wrong. Slugs,
+//! metadata and backup.json come from `archive`.
 
 mod config;
 mod copy;
@@ -15,13 +18,14 @@ mod download;
 mod error;
 mod listing;
 mod location;
+mod remote;
 mod send;
 mod source;
 mod throttle;
 mod tuning;
 mod upload;
 mod verify;
-mod webdav;
+pub(crate) mod webdav;
 
 use std::sync::Arc;
 

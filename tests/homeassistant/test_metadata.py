@@ -154,7 +154,9 @@ async def test_backup_stored_before_these_fields_still_lists(
     source = tmp_path / "source"
     await off_loop(hass, lambda: (source / "www").mkdir(parents=True))
     await off_loop(hass, (source / "configuration.yaml").write_text, "homeassistant:\n")
-    made = await habackup.async_create_archive(source, tmp_path / "old.tar", name="Old")
+    made = await habackup.async_create_archive(
+        source, tmp_path / "old.tar", name="Old", ha_version="2025.4.4"
+    )
     assert made.path is not None
     await off_loop(hass, lambda: store.mkdir())
     await off_loop(hass, made.path.rename, store / f"{made.slug}.tar")

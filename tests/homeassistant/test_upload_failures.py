@@ -95,7 +95,9 @@ async def test_stream_of_another_size_fails_the_upload(
     source = tmp_path / "source"
     await off_loop(hass, lambda: source.mkdir())
     await off_loop(hass, (source / "noise.bin").write_bytes, random.randbytes(1_500_000))
-    made = await habackup.async_create_archive(source, tmp_path / "made", name="Sized")
+    made = await habackup.async_create_archive(
+        source, tmp_path / "made", name="Sized", ha_version="2025.4.4"
+    )
     assert made.path is not None
     data = await off_loop(hass, made.path.read_bytes)
     store = tmp_path / "store"
