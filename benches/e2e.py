@@ -667,6 +667,8 @@ def create_table(setup: Setup, results: dict[str, list[Result]]) -> list[str]:
 
 
 def extract_table(setup: Setup, results: dict[str, list[Result]]) -> list[str]:
+    if not results:
+        return ["Not measured (`--no-extract`)."]
     base_wall = _median(results["extract-tarfile"], "wall")
     rows = [
         [
@@ -784,6 +786,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, help="dataset dir (default bench-data/<size>)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, help="also write the markdown report here")
+    parser.add_argument("--no-extract", action="store_true", help="skip the extraction benchmark")
     # Internal: one measurement in this (fresh) process, printed as JSON.
     parser.add_argument("--run-one", choices=(*CREATE, *EXTRACT, *LAG), help=argparse.SUPPRESS)
     parser.add_argument("--target", type=Path, help=argparse.SUPPRESS)
@@ -805,7 +808,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"$ {shlex.join([sys.executable, *sys.argv])}", flush=True)
     setup = prepare(args)
     create, source = bench_create(setup, args.rounds)
-    extract = bench_extract(setup, source, args.rounds)
+    extract = {} if args.no_extract else bench_extract(setup, source, args.rounds)
     lag = bench_lag(setup)
     check_idle(setup.notes, "after the run")
     text = report(args, setup, create, extract, lag)

@@ -1,10 +1,11 @@
 """Generate a deterministic, Home Assistant-like config dir for benchmarks.
 
-    python benches/gen_dataset.py OUT_DIR --size 1GiB [--seed 1] [--force]
+    python benches/gen_dataset.py OUT_DIR --size 1GiB [--mix db|media] [--seed 1] [--force]
 
-The same size and seed always give byte-identical files (and mtimes). Rough proportions:
-recorder database 45 %, incompressible media (www/, media/) 40 %, .storage 5 %,
-custom_components 5 %, files Home Assistant excludes from backups 5 %, YAML the rest.
+The same size, mix and seed always give byte-identical files (and mtimes). Rough proportions
+(`--mix db`, the default): recorder database 45 %, incompressible media (www/, media/) 40 %,
+.storage 5 %, custom_components 5 %, files Home Assistant excludes from backups 5 %, YAML the
+rest; `--mix media` has 15 % database and 70 % media.
 The tree is written to OUT_DIR.partial and renamed at the end, so an existing OUT_DIR is
 always complete.
 """
@@ -620,8 +621,14 @@ def _set_mtimes(root: Path) -> None:
     os.utime(root, (EPOCH, EPOCH))
 
 
-def generate(out_dir: Path, size: int, seed: int = 1) -> Stats:
+# Shares of the recorder database and of media in each mix; .storage, custom_components and
+# excluded files take 5 % each in both. "db" is a typical install, "media" one with cameras.
+MIXES = {"db": (0.45, 0.40), "media": (0.15, 0.70)}
+
+
+def generate(out_dir: Path, size: int, seed: int = 1, mix: str = "db") -> Stats:
     """Write the dataset to ``out_dir`` (which must not exist) and return what was written."""
+    db_share, media_share = MIXES[mix]
     partial = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
@@ -630,9 +637,9 @@ def generate(out_dir: Path, size: int, seed: int = 1) -> Stats:
     make_yaml(w, max(20_000, size // 500), seed)
     make_storage(w, int(size * 0.05), seed)
     components = make_custom_components(w, int(size * 0.05), seed)
-    make_media(w, int(size * 0.40), seed)
+    make_media(w, int(size * media_share), seed)
     make_excluded(w, int(size * 0.05), seed, components)
-    make_database(partial / "home-assistant_v2.db", int(size * 0.45), seed, stats)
+    make_database(partial / "home-assistant_v2.db", int(size * db_share), seed, stats)
     _set_mtimes(partial)
     partial.rename(out_dir)
     return stats
@@ -643,6 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--size", type=parse_size, default=parse_size("1GiB"))
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--mix", choices=sorted(MIXES), default="db", help="db- or media-heavy")
     parser.add_argument("--force", action="store_true", help="replace an existing OUT_DIR")
     args = parser.parse_args(argv)
     if args.out_dir.exists():
@@ -651,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         shutil.rmtree(args.out_dir)
     start = time.perf_counter()
-    stats = generate(args.out_dir, args.size, args.seed)
+    stats = generate(args.out_dir, args.size, args.seed, args.mix)
     total = sum(stats.bytes_by_category.values())
     print(
         f"wrote {stats.files} files, {total / MiB:.1f} MiB to {args.out_dir} "

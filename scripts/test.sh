@@ -44,6 +44,18 @@ step "python: ruff, mypy --strict, stubtest"
 step "cargo test"
 cargo test -q
 
+step "manylinux2014 wheel (zig): loads on glibc 2.17 (scripts/check_wheel.py), works (scripts/smoke_wheel.py)"
+# The wheel-check profile (Cargo.toml) is unoptimised: this checks what the wheel links, not how
+# fast it runs, and builds from nothing in a few CPU-minutes (into target/<triple>/wheel-check).
+WHEELS=target/wheels-manylinux
+rm -rf "$WHEELS" target/wheel-smoke
+PATH=$PWD/$VENV/bin:$PATH "$VENV/bin/maturin" build -q --zig --compatibility manylinux2014 \
+    --profile wheel-check --strip --out "$WHEELS"
+WHEEL=$(echo "$WHEELS"/habackup-*.whl)
+"$VENV/bin/python" scripts/check_wheel.py "$WHEEL" --tag manylinux_2_17
+"$VENV/bin/python" -m pip install -q --no-deps --target target/wheel-smoke "$WHEEL"
+PYTHONPATH=target/wheel-smoke "$VENV/bin/python" scripts/smoke_wheel.py --installed-in target/wheel-smoke
+
 step "pytest"
 "$VENV/bin/python" -m pytest -p no:cacheprovider "$@"
 

@@ -10,7 +10,7 @@ use flate2::{Compress, Compression, FlushCompress, Status};
 /// Size of deflate's window: the dictionary a chunk is primed with.
 pub const WINDOW: usize = 32 * 1024;
 /// Unit of the compressible / incompressible decision.
-const SEGMENT: usize = 64 * 1024;
+pub const SEGMENT: usize = 64 * 1024;
 /// Largest payload of one stored block.
 const STORED_MAX: usize = 65_535;
 /// Order-0 entropy (bits per byte) above which a segment is stored: at 7.98 Huffman coding alone
@@ -123,7 +123,7 @@ fn write_stored(data: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-fn looks_random(segment: &[u8]) -> bool {
+pub fn looks_random(segment: &[u8]) -> bool {
     // Short tails are cheap to deflate and too small to judge.
     if segment.len() < 4096 {
         return false;

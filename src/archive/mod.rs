@@ -20,9 +20,12 @@ mod gzip;
 #[cfg(test)]
 mod header_fuzz;
 mod include;
+mod inner_tar;
 mod inspect;
 mod local;
 pub(crate) mod metadata;
+#[cfg(feature = "bench")]
+pub mod parts;
 mod policy;
 mod priority;
 mod read;

@@ -115,8 +115,10 @@ mod sys {
     }
 
     pub fn set_scheduler(policy: libc::c_int) -> io::Result<()> {
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: pid 0 is the calling thread; `param` outlives the call.
+        // musl's `sched_param` has more fields than glibc's, hence zeroed rather than a literal.
+        // SAFETY: zeroed is a valid `sched_param` (plain integers, priority 0); pid 0 is the
+        // calling thread; `param` outlives the call.
+        let param: libc::sched_param = unsafe { std::mem::zeroed() };
         check(unsafe { libc::syscall(libc::SYS_sched_setscheduler, 0, policy, &param as *const _) })
     }
 

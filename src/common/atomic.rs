@@ -202,9 +202,12 @@ fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains a NUL byte"))
     };
     let (from_c, to_c) = (c(from)?, c(to)?);
+    // The system call itself, not glibc's wrapper: that only exists from glibc 2.28, and the
+    // manylinux2014 wheel must load on glibc 2.17 (scripts/check_wheel.py catches such imports).
     // SAFETY: two NUL-terminated paths that outlive the call, relative to the cwd.
     let rc = unsafe {
-        libc::renameat2(
+        libc::syscall(
+            libc::SYS_renameat2,
             libc::AT_FDCWD,
             from_c.as_ptr(),
             libc::AT_FDCWD,
