@@ -8,6 +8,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use pyo3::exceptions::{PyStopAsyncIteration, PyTypeError};
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyTuple};
 use pyo3_async_runtimes::TaskLocals;
 use tokio::sync::{mpsc, Mutex};
@@ -45,7 +46,9 @@ pub async fn pump(
         let chunk = match run(call, cancel, None).await {
             Ok(value) => Python::attach(|py| -> PyResult<Bytes> {
                 let value = value.bind(py);
-                let view: &[u8] = value.extract().map_err(|_| {
+                // Borrowed, not copied: the bytes object lives until the chunk is dropped (its
+                // bytes copied into a part).
+                let chunk: PyBackedBytes = value.extract().map_err(|_| {
                     PyTypeError::new_err(format!(
                         "a backup stream must yield bytes, not {}",
                         value
@@ -54,7 +57,7 @@ pub async fn pump(
                             .map_or_else(|_| "?".into(), |n| n.to_string())
                     ))
                 })?;
-                Ok(Bytes::copy_from_slice(view))
+                Ok(Bytes::from_owner(chunk))
             })?,
             Err(CallError::Raised(err))
                 if Python::attach(|py| err.is_instance_of::<PyStopAsyncIteration>(py)) =>
