@@ -17,8 +17,8 @@ import pytest_socket
 from homeassistant import block_async_io
 from homeassistant.core import HomeAssistant
 from homeassistant.util import loop as loop_util
-from servers import WebDavServer, run_wsgidav
 from integration import LocationSpec, Servers, unique_name
+from servers import WebDavServer, run_wsgidav
 
 CONFIG_FILES = {
     "configuration.yaml": "homeassistant:\n  name: habackup test\n",
