@@ -49,8 +49,15 @@ from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from gen_dataset import parse_size
-from upload_s3 import _cpu_seconds, _reset_peak, _row, _status_kib, make_backup, versions
+from upload_s3 import (
+    _cpu_seconds,
+    _reset_peak,
+    _row,
+    _status_kib,
+    backup_file,
+    chosen_contenders,
+    versions,
+)
 
 MiB = 1 << 20
 REPO = Path(__file__).resolve().parent.parent
@@ -312,16 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(run_one(args)))
         return 0
 
-    contenders = args.only.split(",") if args.only else list(CONTENDERS)
-    if unknown := set(contenders) - set(CONTENDERS):
-        sys.exit(f"unknown contender(s): {', '.join(sorted(unknown))}")
-    if args.file is None:
-        size = parse_size(args.size)
-        args.file = REPO / "bench-data" / f"upload-{size // MiB}MiB.tar"
-        if not args.file.exists():
-            log(f"making {args.file} ...")
-            make_backup(args.file, size)
-    args.file = args.file.resolve()
+    contenders = chosen_contenders(args.only, CONTENDERS)
+    args.file = backup_file(args.file, args.size)
     size = args.file.stat().st_size
     with args.file.open("rb") as f:  # into the page cache, for every contender alike
         while f.read(16 * MiB):

@@ -48,8 +48,9 @@ from upload_s3 import (
     _reset_peak,
     _row,
     _status_kib,
+    backup_file,
+    chosen_contenders,
     log,
-    make_backup,
     server_options,
     versions,
 )
@@ -309,17 +310,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.run_one:
         print(json.dumps(run_one(args)))
         return 0
-    contenders = args.only.split(",") if args.only else list(CONTENDERS)
-    if unknown := set(contenders) - set(CONTENDERS):
-        sys.exit(f"unknown contender(s): {', '.join(sorted(unknown))}")
+    contenders = chosen_contenders(args.only, CONTENDERS)
     generated = args.file is None
-    if generated:
-        size = parse_size(args.size)
-        args.file = REPO / "bench-data" / f"upload-{size // MiB}MiB.tar"
-        if not args.file.exists():
-            log(f"making {args.file} ...")
-            make_backup(args.file, size)
-    args.file = args.file.resolve()
+    args.file = backup_file(args.file, args.size)
     size = args.file.stat().st_size
     limit = parse_size(args.limit)
 

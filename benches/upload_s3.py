@@ -284,6 +284,25 @@ def server_options(server: dict[str, str]) -> dict[str, str]:
 # --- parent --------------------------------------------------------------------------------
 
 
+def chosen_contenders(only: str | None, known: Sequence[str]) -> list[str]:
+    """``--only a,b`` as a list (all of ``known`` without it); exits naming unknown names."""
+    contenders = only.split(",") if only else list(known)
+    if unknown := set(contenders) - set(known):
+        sys.exit(f"unknown contender(s): {', '.join(sorted(unknown))}")
+    return contenders
+
+
+def backup_file(file: Path | None, size_text: str) -> Path:
+    """``--file``, or a generated backup of ``--size`` in bench-data/ (made once, then reused)."""
+    if file is None:
+        size = parse_size(size_text)
+        file = REPO / "bench-data" / f"upload-{size // MiB}MiB.tar"
+        if not file.exists():
+            log(f"making {file} ...")
+            make_backup(file, size)
+    return file.resolve()
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -392,16 +411,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(run_one(args)))
         return 0
 
-    contenders = args.only.split(",") if args.only else list(CONTENDERS)
-    if unknown := set(contenders) - set(CONTENDERS):
-        sys.exit(f"unknown contender(s): {', '.join(sorted(unknown))}")
-    if args.file is None:
-        size = parse_size(args.size)
-        args.file = REPO / "bench-data" / f"upload-{size // MiB}MiB.tar"
-        if not args.file.exists():
-            log(f"making {args.file} ...")
-            make_backup(args.file, size)
-    args.file = args.file.resolve()
+    contenders = chosen_contenders(args.only, CONTENDERS)
+    args.file = backup_file(args.file, args.size)
     size = args.file.stat().st_size
     # Read once so that every contender reads from the page cache.
     with args.file.open("rb") as f:
