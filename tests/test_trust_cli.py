@@ -353,6 +353,12 @@ def test_copy_usage(backup_path: Path, tmp_path: Path) -> None:
     assert "deadbeef" in missing.stderr
 
 
+def _ctrl_c_as_in_a_terminal() -> None:
+    """A shell runs background jobs with SIGINT ignored, and a child inherits that (Python then
+    installs no KeyboardInterrupt handler): give the command Ctrl-C as a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_an_interrupted_copy_leaves_nothing_listed(
     s3_server: object, webdav_server: object, big_backup: Path, tmp_path: Path
 ) -> None:
@@ -372,6 +378,7 @@ def test_an_interrupted_copy_leaves_nothing_listed(
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=_ctrl_c_as_in_a_terminal,
         )
         time.sleep(3)
         assert proc.poll() is None, proc.communicate()
