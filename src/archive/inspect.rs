@@ -76,20 +76,12 @@ impl Sink for Catalog<'_> {
         data: &mut MemberBytes<'_>,
         _: bool,
     ) -> Result<u64, ArchiveError> {
-        self.buffer.resize(256 * 1024, 0);
         let mut hasher = self.digest.then(Sha256::new);
-        let mut read = 0u64;
-        loop {
-            match data.read(&mut self.buffer)? {
-                0 => break,
-                n => {
-                    if let Some(hasher) = &mut hasher {
-                        hasher.update(&self.buffer[..n]);
-                    }
-                    read += n as u64;
-                }
+        let read = data.drain(&mut self.buffer, |piece| {
+            if let Some(hasher) = &mut hasher {
+                hasher.update(piece);
             }
-        }
+        })?;
         self.content = hasher.map(|h| h.finalize().into());
         Ok(read)
     }

@@ -70,6 +70,26 @@ impl MemberBytes<'_> {
             }
         }
     }
+
+    /// Reads the member to its end through `buffer` (so truncation is found), handing each
+    /// piece to `each`; returns how many bytes it had. For sinks that look but never write.
+    pub fn drain(
+        &mut self,
+        buffer: &mut Vec<u8>,
+        mut each: impl FnMut(&[u8]),
+    ) -> Result<u64, ArchiveError> {
+        buffer.resize(256 * 1024, 0);
+        let mut read = 0u64;
+        loop {
+            match self.read(buffer)? {
+                0 => return Ok(read),
+                n => {
+                    each(&buffer[..n]);
+                    read += n as u64;
+                }
+            }
+        }
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
