@@ -189,7 +189,7 @@ fn create_in_this_thread(
         Ok(inner)
     })?;
     cancel.check()?;
-    let sha256 = sha256_of(temp.file(), &dest, cancel)?;
+    let sha256 = sha256_while_durable(temp.file(), &dest, cancel)?;
     temp.commit_new(&dest).map_err(|e| match e.kind() {
         io::ErrorKind::AlreadyExists => ArchiveError::failed(
             &dest,
@@ -289,8 +289,25 @@ fn member_header(name: &[u8], size: u64, mtime: i64) -> HeaderFields<'_> {
 }
 
 /// The outer header is patched after the data, so the digest is taken by reading the file back
-/// (from the page cache) once it is complete.
-fn sha256_of(file: &mut File, dest: &Path, cancel: &CancelToken) -> Result<String, ArchiveError> {
-    file.seek(SeekFrom::Start(0)).at(dest)?;
-    sha256_hex(file, cancel).at(dest)
+/// (from the page cache) once it is complete. Meanwhile another thread makes the same bytes
+/// durable: the two tails of a backup overlap instead of adding up, and the fsync of the commit
+/// that follows has nothing left to write.
+fn sha256_while_durable(
+    file: &mut File,
+    dest: &Path,
+    cancel: &CancelToken,
+) -> Result<String, ArchiveError> {
+    let syncing = file.try_clone().at(dest)?;
+    std::thread::scope(|scope| {
+        let synced = scope.spawn(move || syncing.sync_data());
+        let digest = file
+            .seek(SeekFrom::Start(0))
+            .and_then(|_| sha256_hex(&mut *file, cancel))
+            .at(dest);
+        let synced = synced
+            .join()
+            .map_err(|_| ArchiveError::InvalidArgument("the fsync thread panicked".into()))?;
+        synced.map_err(|e| ArchiveError::write_failed(dest, e, None))?;
+        digest
+    })
 }
