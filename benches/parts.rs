@@ -1,6 +1,6 @@
 //! What one backup's time is made of: each stage of `create_archive` on its own thread-CPU clock.
 //!
-//! cargo bench --bench parts --features bench -- CONFIG_DIR [--level 6] [--password PW] [--json]
+//! cargo bench --bench parts --features bench -- CONFIG_DIR [--level 6] [--search N] [--password PW] [--json]
 //!
 //! Runs the pipeline's stages one after another on one thread over CONFIG_DIR (Home Assistant's
 //! default excludes), then times a whole `create_archive` of a tiny config dir (start-up: thread
@@ -16,6 +16,8 @@ use habackup::archive::{create_archive, CancelToken, CreateOptions};
 struct Args {
     config_dir: PathBuf,
     level: u32,
+    /// zlib-rs's match search of this level instead of the one `level` uses.
+    search: Option<u32>,
     password: Option<String>,
     json: bool,
 }
@@ -24,6 +26,7 @@ fn parse_args() -> Args {
     let mut args = Args {
         config_dir: PathBuf::new(),
         level: 6,
+        search: None,
         password: None,
         json: false,
     };
@@ -31,6 +34,7 @@ fn parse_args() -> Args {
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--level" => args.level = it.next().and_then(|v| v.parse().ok()).unwrap_or(6),
+            "--search" => args.search = it.next().and_then(|v| v.parse().ok()),
             "--password" => args.password = it.next(),
             "--json" => args.json = true,
             // cargo bench passes --bench to every bench binary.
@@ -39,7 +43,7 @@ fn parse_args() -> Args {
         }
     }
     if args.config_dir.as_os_str().is_empty() {
-        eprintln!("usage: cargo bench --bench parts --features bench -- CONFIG_DIR [--level N] [--password PW] [--json]");
+        eprintln!("usage: cargo bench --bench parts --features bench -- CONFIG_DIR [--level N] [--search N] [--password PW] [--json]");
         std::process::exit(2);
     }
     args
@@ -73,8 +77,14 @@ fn main() {
     let scratch = std::env::temp_dir().join(format!("habackup-parts-{}", std::process::id()));
     std::fs::create_dir_all(&scratch).expect("scratch dir");
     let out = scratch.join("inner.out");
-    let parts =
-        measure(&args.config_dir, &out, args.level, args.password.as_deref()).expect("measure");
+    let parts = measure(
+        &args.config_dir,
+        &out,
+        args.level,
+        args.search,
+        args.password.as_deref(),
+    )
+    .expect("measure");
     let startup = startup_seconds(&scratch, args.password.as_deref());
     std::fs::remove_dir_all(&scratch).expect("remove scratch");
     if args.json {
@@ -126,7 +136,10 @@ fn print_table(args: &Args, p: &Breakdown, startup: f64) {
         mb(p.deflated_bytes),
         p.compressed_bytes,
         args.level,
-        if args.password.is_some() { ", encrypted" } else { "" },
+        match args.search {
+            Some(search) => format!(" (zlib-rs search of level {search})"),
+            None => String::new(),
+        } + if args.password.is_some() { ", encrypted" } else { "" },
     );
     println!("{:<30} {:>9} {:>9}", "stage", "CPU s", "MB/s");
     let mut total = 0.0;

@@ -40,9 +40,15 @@ pub struct ChunkCompressor {
 
 impl ChunkCompressor {
     pub fn new(level: u32) -> Self {
+        Self::with_search(level, search_level(level))
+    }
+
+    /// `level`'s stored-block and dictionary behaviour with zlib-rs's match search of level
+    /// `search`: benches/parts.rs compares searches with it.
+    pub(crate) fn with_search(level: u32, search: u32) -> Self {
         ChunkCompressor {
             level,
-            compress: Compress::new(Compression::new(search_level(level)), false),
+            compress: Compress::new(Compression::new(search), false),
         }
     }
 
@@ -225,6 +231,56 @@ mod tests {
             prev = chunk;
         }
         assert_eq!(inflate_all(&parts), data);
+    }
+
+    #[test]
+    fn segments_are_judged_from_a_sample() {
+        // What judging every byte decides, for comparison.
+        fn whole(segment: &[u8]) -> bool {
+            let mut counts = [0u32; 256];
+            segment.iter().for_each(|&b| counts[usize::from(b)] += 1);
+            let total = segment.len() as f64;
+            let entropy: f64 = counts
+                .iter()
+                .filter(|&&c| c > 0)
+                .map(|&c| -(f64::from(c) / total) * (f64::from(c) / total).log2())
+                .sum();
+            entropy >= STORED_ENTROPY
+        }
+        // Numbers as text, and that text deflated: bytes as dense as a photo's.
+        let numbers: Vec<u8> = pseudo_random(600_000, 3)
+            .chunks(3)
+            .flat_map(|c| {
+                format!("{},{}\n", c[0], u16::from(c[1]) * 7 + u16::from(c[2])).into_bytes()
+            })
+            .collect();
+        let mut deflated = Vec::new();
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(&mut deflated, flate2::Compression::new(9));
+        std::io::Write::write_all(&mut encoder, &numbers).unwrap();
+        encoder.finish().unwrap();
+        let random = pseudo_random(2 * SEGMENT, 11);
+        let cases: [(&str, &[u8]); 4] = [
+            ("random", &random[..SEGMENT]),
+            ("deflated text", &deflated[..SEGMENT]),
+            ("text", &numbers[..SEGMENT]),
+            ("zeros", &[0u8; SEGMENT]),
+        ];
+        for (what, segment) in cases {
+            assert_eq!(looks_random(segment), whole(segment), "{what}");
+        }
+        assert!(looks_random(&random[..SEGMENT]) && looks_random(&deflated[..SEGMENT]));
+        assert!(!looks_random(&numbers[..SEGMENT]));
+        // Corrected for its size, a short random tail is judged random too (judging every byte
+        // without the correction read 5000 random bytes as 7.96 bits each).
+        assert!(looks_random(&random[..5000]) && !whole(&random[..5000]));
+        // A segment random only outside its sample is deflated: still a correct stream, only a
+        // slower one.
+        let mut mixed = random[..SEGMENT].to_vec();
+        for stride in mixed.chunks_mut(SAMPLE_STRIDE) {
+            stride[..SAMPLE].copy_from_slice(&numbers[..SAMPLE]);
+        }
+        assert!(!looks_random(&mixed));
     }
 
     #[test]

@@ -66,10 +66,12 @@ fn timed<T>(slot: &mut f64, work: impl FnOnce() -> T) -> T {
 
 /// Runs every stage over `config_dir` (Home Assistant's default excludes); the output goes to
 /// `out` (a file that must not exist; removed at the end), encrypted when `password` is set.
+/// `search` replaces the zlib-rs match search that `level` uses (to compare searches).
 pub fn measure(
     config_dir: &Path,
     out: &Path,
     level: u32,
+    search: Option<u32>,
     password: Option<&str>,
 ) -> Result<Breakdown, ArchiveError> {
     let mut parts = Breakdown::default();
@@ -96,7 +98,11 @@ pub fn measure(
     }
 
     let sink = File::create_new(out).at(out)?;
-    let mut stages = Stages::new(level, sink, password, &mut parts).at(out)?;
+    let compressor = match search {
+        Some(search) => ChunkCompressor::with_search(level, search),
+        None => ChunkCompressor::new(level),
+    };
+    let mut stages = Stages::new(compressor, sink, password, &mut parts).at(out)?;
     let start = thread_cpu();
     let mut reporter = Reporter::new(None, listing.file_bytes);
     let cancel = CancelToken::new();
@@ -133,7 +139,7 @@ enum Output {
 
 impl<'a> Stages<'a> {
     fn new(
-        level: u32,
+        compressor: ChunkCompressor,
         file: File,
         password: Option<&str>,
         parts: &'a mut Breakdown,
@@ -151,7 +157,7 @@ impl<'a> Stages<'a> {
             parts,
             chunk: Vec::with_capacity(CHUNK),
             previous: Vec::new(),
-            compressor: ChunkCompressor::new(level),
+            compressor,
             compressed: Vec::new(),
             crc: crc32fast::Hasher::new(),
             sha: Sha256::new(),
