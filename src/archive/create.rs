@@ -241,7 +241,9 @@ where
     head.extend_from_slice(&tar_header::encode(&member_header(INNER_NAME, 0, mtime)));
 
     let failed = |e| ArchiveError::write_failed(path, e, None);
-    let mut out = BufWriter::with_capacity(1024 * 1024, Writeback::new(&mut *file, 0));
+    // Small: it gathers tar headers and securetar's blocks. The compressed chunks (up to about
+    // 1 MiB each) are larger than it and go to the file without being copied into it first.
+    let mut out = BufWriter::with_capacity(64 * 1024, Writeback::new(&mut *file, 0));
     out.write_all(&head).map_err(failed)?;
     let written = inner(&mut out)?;
     let inner_len = written.len;
