@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use super::deflate::{ChunkCompressor, FINAL_BLOCK, WINDOW};
+use super::inner_tar::{read_into_spare, TarSink};
 use super::{ArchiveError, CancelToken, Cancelled};
 
 pub const CHUNK: usize = 1024 * 1024;
@@ -112,11 +113,24 @@ impl ChunkWriter {
     }
 }
 
+impl TarSink for ChunkWriter {
+    fn read_from(&mut self, file: &mut std::fs::File, max: usize) -> io::Result<io::Result<usize>> {
+        // A full chunk is always sent on at once, so there is room: a read of 0 means the end.
+        let room = CHUNK - self.current.len();
+        let read = read_into_spare(file, &mut self.current, max.min(room));
+        if self.current.len() == CHUNK {
+            self.send_current()?;
+        }
+        Ok(read)
+    }
+}
+
 impl Write for ChunkWriter {
     fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
         let total = buf.len();
         while !buf.is_empty() {
-            let room = CHUNK - self.current.len();
+            // A full chunk is always sent on at once, so there is room: a read of 0 means the end.
+        let room = CHUNK - self.current.len();
             let n = room.min(buf.len());
             self.current.extend_from_slice(&buf[..n]);
             buf = &buf[n..];

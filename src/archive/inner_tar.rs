@@ -2,7 +2,8 @@
 //! directories with a trailing slash, links as links), streamed into any writer.
 
 use std::fs;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
@@ -13,13 +14,39 @@ use super::walk::{EntryKind, WalkEntry};
 use super::{ArchiveError, CancelToken, IoContext};
 use crate::common::text;
 
-const COPY_BUFFER: usize = 256 * 1024;
+/// Zeros for a file that shrank while it was backed up, written this much at a time.
+const ZEROS: usize = 256 * 1024;
+/// Largest read of a file's bytes at once.
+const READ_MAX: usize = 256 * 1024;
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Reports `(bytes_done, bytes_total)` of file data read from the config dir.
 pub type ProgressFn<'a> = &'a (dyn Fn(u64, u64) + Sync);
 
-pub fn write_inner_tar<W: Write>(
+/// Where the inner tar goes. A file's bytes are read straight into the sink's own buffer: one
+/// copy out of the page cache instead of two.
+pub trait TarSink: Write {
+    /// Reads at most `max` bytes of `file` into the sink: `Ok(Ok(n))` took n bytes (0 at the end
+    /// of the file), `Ok(Err(_))` reading the file failed, `Err(_)` the sink did.
+    fn read_from(&mut self, file: &mut fs::File, max: usize) -> io::Result<io::Result<usize>>;
+}
+
+/// Appends at most `max` (> 0) bytes of `file` to `buffer` with one read(2) into its spare
+/// capacity (grown if short): no zeroed buffer, no second copy.
+pub fn read_into_spare(file: &mut fs::File, buffer: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+    buffer.reserve(max);
+    let spare = buffer.spare_capacity_mut();
+    let want = max.min(spare.len());
+    // SAFETY: read(2) writes at most `want` bytes at `spare`, memory `buffer` owns and has not
+    // handed out; only the bytes it reports become part of the vector.
+    let got = unsafe { libc::read(file.as_raw_fd(), spare.as_mut_ptr().cast(), want) };
+    let got = usize::try_from(got).map_err(|_| io::Error::last_os_error())?;
+    // SAFETY: the first `got` bytes of the spare capacity were just written by read(2).
+    unsafe { buffer.set_len(buffer.len() + got) };
+    Ok(got)
+}
+
+pub fn write_inner_tar<W: TarSink>(
     out: &mut W,
     tree: &Tree,
     entries: &[WalkEntry],
@@ -27,13 +54,12 @@ pub fn write_inner_tar<W: Write>(
     reporter: &mut Reporter<'_>,
 ) -> Result<(), ArchiveError> {
     let mut written = 0u64;
-    let mut buffer = vec![0u8; COPY_BUFFER];
     for entry in entries {
         cancel.check()?;
         written += match entry.kind {
             EntryKind::Directory => write_directory(out, tree, entry)?,
             EntryKind::Symlink => write_symlink(out, tree, entry)?,
-            EntryKind::File => write_file(out, tree, entry, &mut buffer, reporter)?,
+            EntryKind::File => write_file(out, tree, entry, reporter)?,
         };
     }
     let trailer = vec![0u8; tar_header::trailer_len(written) as usize];
@@ -157,10 +183,9 @@ fn changed(entry: &WalkEntry, was: &str) -> u64 {
 /// Stores a file at the size it has when opened: a live file that grows is cut there, one that
 /// shrinks is padded with zeros, so the header never lies.
 fn write_file(
-    out: &mut impl Write,
+    out: &mut impl TarSink,
     tree: &Tree,
     entry: &WalkEntry,
-    buffer: &mut [u8],
     reporter: &mut Reporter<'_>,
 ) -> Result<u64, ArchiveError> {
     // O_NOFOLLOW/O_NONBLOCK (and no symlink on the way): a path swapped for a symlink or a FIFO
@@ -199,8 +224,11 @@ fn write_file(
     )?;
     let mut remaining = size;
     while remaining > 0 {
-        let want = remaining.min(buffer.len() as u64) as usize;
-        let n = match file.read(&mut buffer[..want]) {
+        let want = remaining.min(READ_MAX as u64) as usize;
+        let n = match out
+            .read_from(&mut file, want)
+            .map_err(|e| write_error(e, &name))?
+        {
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(ArchiveError::io(&entry.full, e)),
@@ -211,12 +239,10 @@ fn write_file(
                 "{} shrank while it was backed up; padded {remaining} bytes with zeros",
                 text::path(&entry.full)
             );
-            write_zeros(out, remaining, buffer, &name)?;
+            write_zeros(out, remaining, &name)?;
             reporter.add(remaining);
             break;
         }
-        out.write_all(&buffer[..n])
-            .map_err(|e| write_error(e, &name))?;
         remaining -= n as u64;
         reporter.add(n as u64);
     }
@@ -226,13 +252,8 @@ fn write_file(
     Ok(header_len + size + padding as u64)
 }
 
-fn write_zeros(
-    out: &mut impl Write,
-    count: u64,
-    buffer: &mut [u8],
-    name: &[u8],
-) -> Result<(), ArchiveError> {
-    buffer.fill(0);
+fn write_zeros(out: &mut impl Write, count: u64, name: &[u8]) -> Result<(), ArchiveError> {
+    let buffer = vec![0u8; ZEROS];
     let mut left = count;
     while left > 0 {
         let n = left.min(buffer.len() as u64) as usize;

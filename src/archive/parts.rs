@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::beneath::Tree;
 use super::deflate::{looks_random, ChunkCompressor, SEGMENT, WINDOW};
 use super::gzip::CHUNK;
-use super::inner_tar::{write_inner_tar, Reporter};
+use super::inner_tar::{read_into_spare, write_inner_tar, Reporter, TarSink};
 use super::walk::{walk, EntryKind};
 use super::{ArchiveError, CancelToken, Excludes, IoContext};
 use crate::securetar::Encryptor;
@@ -224,6 +224,18 @@ impl<'a> Stages<'a> {
         let _ = self.crc.finalize();
         let _ = self.sha.finalize();
         Ok(self.parts.clone())
+    }
+}
+
+impl TarSink for Stages<'_> {
+    fn read_from(&mut self, file: &mut File, max: usize) -> io::Result<io::Result<usize>> {
+        // A full chunk is always sent on at once, so there is room: a read of 0 means the end.
+        let room = CHUNK - self.chunk.len();
+        let read = read_into_spare(file, &mut self.chunk, max.min(room));
+        if self.chunk.len() == CHUNK {
+            self.flush_chunk()?;
+        }
+        Ok(read)
     }
 }
 
