@@ -129,8 +129,7 @@ impl Write for ChunkWriter {
     fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
         let total = buf.len();
         while !buf.is_empty() {
-            // A full chunk is always sent on at once, so there is room: a read of 0 means the end.
-        let room = CHUNK - self.current.len();
+            let room = CHUNK - self.current.len();
             let n = room.min(buf.len());
             self.current.extend_from_slice(&buf[..n]);
             buf = &buf[n..];
