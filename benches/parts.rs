@@ -50,32 +50,38 @@ fn parse_args() -> Args {
 }
 
 /// Median wall time of a whole `create_archive` of a config dir with two small files.
-fn startup_seconds(scratch: &Path, password: Option<&str>) -> f64 {
+fn startup_seconds(scratch: &Path, password: Option<&str>) -> Result<f64, String> {
+    let failed = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
+        format!("{what} {}: {e}", path.display())
+    };
     let config = scratch.join("tiny");
-    std::fs::create_dir_all(&config).expect("scratch dir");
-    std::fs::write(config.join(".HA_VERSION"), "2025.4.4").expect("write");
-    std::fs::write(config.join("configuration.yaml"), "default_config:\n").expect("write");
+    std::fs::create_dir_all(&config).map_err(|e| failed("cannot create", &config, &e))?;
+    for (name, text) in [
+        (".HA_VERSION", "2025.4.4"),
+        ("configuration.yaml", "default_config:\n"),
+    ] {
+        let file = config.join(name);
+        std::fs::write(&file, text).map_err(|e| failed("cannot write", &file, &e))?;
+    }
     let mut options = CreateOptions::new("startup");
     options.password = password.map(str::to_owned);
-    let mut times: Vec<f64> = (0..7)
-        .map(|i| {
-            let out = scratch.join(format!("tiny-{i}.tar"));
-            let start = Instant::now();
-            create_archive(&config, &out, &options, &CancelToken::new(), None).expect("create");
-            let spent = start.elapsed().as_secs_f64();
-            std::fs::remove_file(out).expect("remove");
-            spent
-        })
-        .collect();
-    std::fs::remove_dir_all(&config).expect("remove scratch");
+    let mut times = Vec::with_capacity(7);
+    for i in 0..7 {
+        let out = scratch.join(format!("tiny-{i}.tar"));
+        let start = Instant::now();
+        create_archive(&config, &out, &options, &CancelToken::new(), None)
+            .map_err(|e| failed("cannot back up", &config, &e))?;
+        times.push(start.elapsed().as_secs_f64());
+        std::fs::remove_file(&out).map_err(|e| failed("cannot remove", &out, &e))?;
+    }
+    std::fs::remove_dir_all(&config).map_err(|e| failed("cannot remove", &config, &e))?;
     times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    Ok(times[times.len() / 2])
 }
 
-fn main() {
-    let args = parse_args();
-    let scratch = std::env::temp_dir().join(format!("habackup-parts-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).expect("scratch dir");
+fn run(args: &Args, scratch: &Path) -> Result<(Breakdown, f64), String> {
+    std::fs::create_dir_all(scratch)
+        .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
     let out = scratch.join("inner.out");
     let parts = measure(
         &args.config_dir,
@@ -84,13 +90,30 @@ fn main() {
         args.search,
         args.password.as_deref(),
     )
-    .expect("measure");
-    let startup = startup_seconds(&scratch, args.password.as_deref());
-    std::fs::remove_dir_all(&scratch).expect("remove scratch");
-    if args.json {
-        println!("{}", json(&parts, startup));
-    } else {
-        print_table(&args, &parts, startup);
+    .map_err(|e| e.to_string())?;
+    let startup = startup_seconds(scratch, args.password.as_deref())?;
+    Ok((parts, startup))
+}
+
+fn main() -> std::process::ExitCode {
+    let args = parse_args();
+    let scratch = std::env::temp_dir().join(format!("habackup-parts-{}", std::process::id()));
+    let result = run(&args, &scratch);
+    // The scratch dir goes whatever happened (it may not exist if creating it failed).
+    let _ = std::fs::remove_dir_all(&scratch);
+    match result {
+        Ok((parts, startup)) => {
+            if args.json {
+                println!("{}", json(&parts, startup));
+            } else {
+                print_table(&args, &parts, startup);
+            }
+            std::process::ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("parts: {message}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }
 

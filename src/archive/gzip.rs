@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use super::deflate::{ChunkCompressor, FINAL_BLOCK, WINDOW};
-use super::inner_tar::{read_into_spare, TarSink};
+use super::inner_tar::{write_chunked, TarSink};
 use super::{ArchiveError, CancelToken, Cancelled};
 
 pub const CHUNK: usize = 1024 * 1024;
@@ -114,30 +114,18 @@ impl ChunkWriter {
 }
 
 impl TarSink for ChunkWriter {
-    fn read_from(&mut self, file: &mut std::fs::File, max: usize) -> io::Result<io::Result<usize>> {
-        // A full chunk is always sent on at once, so there is room: a read of 0 means the end.
-        let room = CHUNK - self.current.len();
-        let read = read_into_spare(file, &mut self.current, max.min(room));
-        if self.current.len() == CHUNK {
-            self.send_current()?;
-        }
-        Ok(read)
+    fn chunk(&mut self) -> &mut Vec<u8> {
+        &mut self.current
+    }
+
+    fn chunk_full(&mut self) -> io::Result<()> {
+        self.send_current()
     }
 }
 
 impl Write for ChunkWriter {
-    fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
-        let total = buf.len();
-        while !buf.is_empty() {
-            let room = CHUNK - self.current.len();
-            let n = room.min(buf.len());
-            self.current.extend_from_slice(&buf[..n]);
-            buf = &buf[n..];
-            if self.current.len() == CHUNK {
-                self.send_current()?;
-            }
-        }
-        Ok(total)
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        write_chunked(self, buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::time::{Duration, Instant};
 
 use super::beneath::{self, Tree};
-use super::gzip::write_error;
+use super::gzip::{write_error, CHUNK};
 use super::tar_header::{self, EntryType, HeaderFields, BLOCK};
 use super::walk::{EntryKind, WalkEntry};
 use super::{ArchiveError, CancelToken, IoContext};
@@ -23,17 +23,47 @@ const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 /// Reports `(bytes_done, bytes_total)` of file data read from the config dir.
 pub type ProgressFn<'a> = &'a (dyn Fn(u64, u64) + Sync);
 
-/// Where the inner tar goes. A file's bytes are read straight into the sink's own buffer: one
-/// copy out of the page cache instead of two.
+/// Where the inner tar goes: a writer that cuts the stream into chunks of [`CHUNK`] bytes and
+/// hands each on once full. A file's bytes are read straight into the chunk: one copy out of the
+/// page cache instead of two.
 pub trait TarSink: Write {
-    /// Reads at most `max` bytes of `file` into the sink: `Ok(Ok(n))` took n bytes (0 at the end
-    /// of the file), `Ok(Err(_))` reading the file failed, `Err(_)` the sink did.
-    fn read_from(&mut self, file: &mut fs::File, max: usize) -> io::Result<io::Result<usize>>;
+    /// The chunk being filled; never full between calls.
+    fn chunk(&mut self) -> &mut Vec<u8>;
+
+    /// Hands on the chunk, which holds [`CHUNK`] bytes (or the last, shorter one).
+    fn chunk_full(&mut self) -> io::Result<()>;
+
+    /// Reads at most `max` (> 0) bytes of `file` into the chunk: `Ok(Ok(n))` took n bytes (0 at
+    /// the end of the file), `Ok(Err(_))` reading the file failed, `Err(_)` the sink did.
+    fn read_from(&mut self, file: &mut fs::File, max: usize) -> io::Result<io::Result<usize>> {
+        // A full chunk is always handed on at once, so there is room: a read of 0 means the end.
+        let room = CHUNK - self.chunk().len();
+        let read = read_into_spare(file, self.chunk(), max.min(room));
+        if self.chunk().len() == CHUNK {
+            self.chunk_full()?;
+        }
+        Ok(read)
+    }
+}
+
+/// `Write::write` of every [`TarSink`]: fills the chunk, handing it on each time it is full.
+pub fn write_chunked(sink: &mut impl TarSink, mut buf: &[u8]) -> io::Result<usize> {
+    let total = buf.len();
+    while !buf.is_empty() {
+        let chunk = sink.chunk();
+        let n = (CHUNK - chunk.len()).min(buf.len());
+        chunk.extend_from_slice(&buf[..n]);
+        buf = &buf[n..];
+        if chunk.len() == CHUNK {
+            sink.chunk_full()?;
+        }
+    }
+    Ok(total)
 }
 
 /// Appends at most `max` (> 0) bytes of `file` to `buffer` with one read(2) into its spare
 /// capacity (grown if short): no zeroed buffer, no second copy.
-pub fn read_into_spare(file: &mut fs::File, buffer: &mut Vec<u8>, max: usize) -> io::Result<usize> {
+fn read_into_spare(file: &mut fs::File, buffer: &mut Vec<u8>, max: usize) -> io::Result<usize> {
     buffer.reserve(max);
     let spare = buffer.spare_capacity_mut();
     let want = max.min(spare.len());

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use super::beneath::Tree;
 use super::deflate::{looks_random, ChunkCompressor, SEGMENT, WINDOW};
 use super::gzip::CHUNK;
-use super::inner_tar::{read_into_spare, write_inner_tar, Reporter, TarSink};
+use super::inner_tar::{write_chunked, write_inner_tar, Reporter, TarSink};
 use super::walk::{walk, EntryKind};
 use super::{ArchiveError, CancelToken, Excludes, IoContext};
 use crate::securetar::Encryptor;
@@ -228,29 +228,18 @@ impl<'a> Stages<'a> {
 }
 
 impl TarSink for Stages<'_> {
-    fn read_from(&mut self, file: &mut File, max: usize) -> io::Result<io::Result<usize>> {
-        // A full chunk is always sent on at once, so there is room: a read of 0 means the end.
-        let room = CHUNK - self.chunk.len();
-        let read = read_into_spare(file, &mut self.chunk, max.min(room));
-        if self.chunk.len() == CHUNK {
-            self.flush_chunk()?;
-        }
-        Ok(read)
+    fn chunk(&mut self) -> &mut Vec<u8> {
+        &mut self.chunk
+    }
+
+    fn chunk_full(&mut self) -> io::Result<()> {
+        self.flush_chunk()
     }
 }
 
 impl Write for Stages<'_> {
-    fn write(&mut self, mut buf: &[u8]) -> io::Result<usize> {
-        let total = buf.len();
-        while !buf.is_empty() {
-            let n = (CHUNK - self.chunk.len()).min(buf.len());
-            self.chunk.extend_from_slice(&buf[..n]);
-            buf = &buf[n..];
-            if self.chunk.len() == CHUNK {
-                self.flush_chunk()?;
-            }
-        }
-        Ok(total)
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        write_chunked(self, buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
