@@ -23,6 +23,8 @@ pub struct Writeback<'a> {
     at: u64,
     /// Writeback has been requested for everything below this offset.
     requested: u64,
+    /// False once the file system refused a request: it will refuse the next ones too.
+    supported: bool,
 }
 
 impl<'a> Writeback<'a> {
@@ -32,6 +34,7 @@ impl<'a> Writeback<'a> {
             file,
             at,
             requested: at,
+            supported: true,
         }
     }
 
@@ -47,9 +50,11 @@ impl<'a> Writeback<'a> {
             )
         };
         if done != 0 {
+            // Said once: every log record costs the engine's thread a trip through the GIL.
+            self.supported = false;
             log::debug!(
                 target: "habackup.archive",
-                "early writeback not started: {}",
+                "early writeback not started, the final fsync writes everything: {}",
                 io::Error::last_os_error()
             );
         }
@@ -61,7 +66,7 @@ impl Write for Writeback<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.file.write(buf)?;
         self.at += n as u64;
-        if self.at - self.requested >= STEP {
+        if self.supported && self.at - self.requested >= STEP {
             self.request();
         }
         Ok(n)
