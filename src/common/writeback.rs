@@ -103,4 +103,26 @@ mod tests {
         assert_eq!(&back[..4], b"head");
         assert_eq!(&back[4..], &data[..]);
     }
+
+    #[test]
+    fn a_file_that_refuses_writeback_still_gets_every_byte() {
+        // A pipe has no page cache to write back: sync_file_range fails with ESPIPE.
+        let (mut reader, pipe) = std::io::pipe().unwrap();
+        let mut file = File::from(std::os::fd::OwnedFd::from(pipe));
+        let drained = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            reader.read_to_end(&mut all).unwrap();
+            all
+        });
+        let data: Vec<u8> = (0..(2 * STEP as usize + 7))
+            .map(|i| (i % 251) as u8)
+            .collect();
+        {
+            let mut writer = Writeback::new(&mut file, 0);
+            writer.write_all(&data).unwrap();
+            assert!(!writer.supported, "the refusal is remembered");
+        }
+        drop(file);
+        assert_eq!(drained.join().unwrap(), data);
+    }
 }
