@@ -33,8 +33,8 @@ fn parse_args() -> Args {
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         match arg.as_str() {
-            "--level" => args.level = it.next().and_then(|v| v.parse().ok()).unwrap_or(6),
-            "--search" => args.search = it.next().and_then(|v| v.parse().ok()),
+            "--level" => args.level = level_arg("--level", it.next()),
+            "--search" => args.search = Some(level_arg("--search", it.next())),
             "--password" => args.password = it.next(),
             "--json" => args.json = true,
             // cargo bench passes --bench to every bench binary.
@@ -43,10 +43,23 @@ fn parse_args() -> Args {
         }
     }
     if args.config_dir.as_os_str().is_empty() {
-        eprintln!("usage: cargo bench --bench parts --features bench -- CONFIG_DIR [--level N] [--search N] [--password PW] [--json]");
-        std::process::exit(2);
+        usage("CONFIG_DIR is missing");
     }
     args
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!("parts: {problem}");
+    eprintln!("usage: cargo bench --bench parts --features bench -- CONFIG_DIR [--level N] [--search N] [--password PW] [--json]");
+    std::process::exit(2);
+}
+
+/// A gzip level, 0-9 (zlib-rs refuses anything else).
+fn level_arg(option: &str, value: Option<String>) -> u32 {
+    match value.as_deref().map(str::parse::<u32>) {
+        Some(Ok(level)) if level <= 9 => level,
+        _ => usage(&format!("{option} takes a level from 0 to 9")),
+    }
 }
 
 /// Median wall time of a whole `create_archive` of a config dir with two small files.
