@@ -142,19 +142,7 @@ fn write_directory(
     // Python's tarfile and GNU tar name directories with a trailing slash.
     let mut name = arcname(entry);
     name.push(b'/');
-    emit(
-        out,
-        &HeaderFields {
-            name: &name,
-            entry_type: EntryType::Directory,
-            size: 0,
-            mode: meta.mode(),
-            mtime: meta.mtime(),
-            uid: u64::from(meta.uid()),
-            gid: u64::from(meta.gid()),
-            link_name: b"",
-        },
-    )
+    emit(out, &fields_of(&meta, &name, EntryType::Directory, 0, b""))
 }
 
 /// Stores the link itself, whatever it points to (outside the config dir, nowhere, or to a
@@ -174,17 +162,28 @@ fn write_symlink(
     let target = beneath::read_link(&link).at(&entry.full)?;
     emit(
         out,
-        &HeaderFields {
-            name: &arcname(entry),
-            entry_type: EntryType::Symlink,
-            size: 0,
-            mode: meta.mode(),
-            mtime: meta.mtime(),
-            uid: u64::from(meta.uid()),
-            gid: u64::from(meta.gid()),
-            link_name: &target,
-        },
+        &fields_of(&meta, &arcname(entry), EntryType::Symlink, 0, &target),
     )
+}
+
+/// A member's header as the entry's metadata describes it (mode, mtime, owner).
+fn fields_of<'a>(
+    meta: &fs::Metadata,
+    name: &'a [u8],
+    entry_type: EntryType,
+    size: u64,
+    link_name: &'a [u8],
+) -> HeaderFields<'a> {
+    HeaderFields {
+        name,
+        entry_type,
+        size,
+        mode: meta.mode(),
+        mtime: meta.mtime(),
+        uid: u64::from(meta.uid()),
+        gid: u64::from(meta.gid()),
+        link_name,
+    }
 }
 
 fn emit(out: &mut impl Write, fields: &HeaderFields<'_>) -> Result<u64, ArchiveError> {
@@ -239,19 +238,7 @@ fn write_file(
     }
     let size = meta.len();
     let name = arcname(entry);
-    let header_len = emit(
-        out,
-        &HeaderFields {
-            name: &name,
-            entry_type: EntryType::File,
-            size,
-            mode: meta.mode(),
-            mtime: meta.mtime(),
-            uid: u64::from(meta.uid()),
-            gid: u64::from(meta.gid()),
-            link_name: b"",
-        },
-    )?;
+    let header_len = emit(out, &fields_of(&meta, &name, EntryType::File, size, b""))?;
     let mut remaining = size;
     while remaining > 0 {
         let want = remaining.min(READ_MAX as u64) as usize;
