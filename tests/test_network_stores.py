@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import pwd
+import shutil
 import socket
 import subprocess
 import sys
@@ -96,8 +97,12 @@ def _backends(request: pytest.FixtureRequest, folder: str) -> tuple[str, dict[st
 
 
 @pytest.fixture(params=["sftp", "smb"])
-def remote(request: pytest.FixtureRequest) -> tuple[str, dict[str, str], Path]:
-    return _backends(request, f"t{os.urandom(5).hex()}")
+def remote(request: pytest.FixtureRequest) -> Iterator[tuple[str, dict[str, str], Path]]:
+    """A fresh folder on the server, removed afterwards: the servers live for the whole
+    session and a 1 GiB upload must not sit on the (shared) disk until then."""
+    url, options, folder = _backends(request, f"t{os.urandom(5).hex()}")
+    yield url, options, folder
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 async def test_a_1_gib_backup_goes_up_and_comes_back(
