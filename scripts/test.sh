@@ -20,6 +20,9 @@ if ! command -v tar >/dev/null || ! command -v gzip >/dev/null; then
     apt-get update -qq && apt-get install -y -qq tar gzip
 fi
 
+step "disk space"
+./scripts/check-disk.sh
+
 step "python test environment ($VENV)"
 [[ -x $VENV/bin/python ]] || "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip
