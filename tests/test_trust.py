@@ -191,6 +191,32 @@ async def test_copy_between_different_stores(
     assert f"{slug}.tar" in other.names()
 
 
+async def test_a_copy_from_a_slow_source_shows_progress_as_parts_land(
+    s3_server: object, big_backup: Path, tmp_path: Path
+) -> None:
+    """The destination counts each part it has stored while the source is still sending, not
+    all of them at the end: a copy out of a throttled download (40 MiB at 8 MiB/s, 8 MiB parts)
+    used to sit at 0 for its whole length."""
+    s3 = s3_backend(s3_server, f"slow{random.getrandbits(32):x}")
+    dest = file_backend(tmp_path / "dest")
+    await s3.agent().async_upload_backup(path=big_backup)
+    slug = habackup.read_backup(big_backup).slug
+    size = big_backup.stat().st_size
+    steps: list[tuple[float, int]] = []
+    started = time.monotonic()
+    await habackup.async_copy_backup(
+        s3.url, slug, dest.url, options={**s3.options, "limit_download": "8MiB"},
+        on_progress=lambda done, total: steps.append((time.monotonic() - started, done)),
+    )
+    took = time.monotonic() - started
+    done = [d for _, d in steps]
+    assert done == sorted(done)
+    assert done[-1] == size
+    first = next(t for t, d in steps if d > 0)
+    assert first < took / 2, steps
+    assert len({d for d in done if 0 < d < size}) >= 3, steps
+
+
 async def test_an_interrupted_copy_leaves_nothing_listed(
     s3_server: object, big_backup: Path, tmp_path: Path
 ) -> None:

@@ -172,7 +172,27 @@ impl Send<'_> {
         let mut part = buffers.take();
         let mut sent_any = false;
         let mut fed = 0u64;
-        while let Some(chunk) = self.cancel.run(reader.chunks.recv()).await? {
+        loop {
+            // Parts acknowledged while the source is slow (a throttled download being copied,
+            // Home Assistant still writing its stream) count at once, not when the next part
+            // needs their slot or at the end.
+            let next = self.cancel.run(async {
+                tokio::select! {
+                    biased;
+                    joined = in_flight.parts.join_next(), if !in_flight.parts.is_empty() => {
+                        Next::Acknowledged(joined)
+                    }
+                    chunk = reader.chunks.recv() => Next::Chunk(chunk),
+                }
+            });
+            let chunk = match next.await? {
+                Next::Acknowledged(joined) => {
+                    in_flight.settle(joined)?;
+                    continue;
+                }
+                Next::Chunk(None) => break,
+                Next::Chunk(Some(chunk)) => chunk,
+            };
             self.limited(chunk.len(), &mut fed).await?;
             let mut rest = &chunk[..];
             while !rest.is_empty() {
@@ -264,6 +284,15 @@ impl Send<'_> {
     }
 }
 
+/// A part's task, ended: its length and what the store said.
+type Joined = Result<(usize, object_store::Result<()>), tokio::task::JoinError>;
+
+/// What the multipart loop waits for first.
+enum Next {
+    Chunk(Option<Bytes>),
+    Acknowledged(Option<Joined>),
+}
+
 /// The parts of a multipart upload on their way, and the bytes the store has acknowledged.
 struct InFlight<'a, 'b> {
     parts: JoinSet<(usize, object_store::Result<()>)>,
@@ -288,7 +317,13 @@ impl InFlight<'_, '_> {
     }
 
     async fn settle_one(&mut self) -> Result<(), StoreError> {
-        let Some(joined) = self.send.cancel.run(self.parts.join_next()).await? else {
+        let joined = self.send.cancel.run(self.parts.join_next()).await?;
+        self.settle(joined)
+    }
+
+    /// Counts a part the store is done with, or fails with its error.
+    fn settle(&mut self, joined: Option<Joined>) -> Result<(), StoreError> {
+        let Some(joined) = joined else {
             return Ok(());
         };
         let (len, result) =
