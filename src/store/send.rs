@@ -176,22 +176,17 @@ impl Send<'_> {
             // Parts acknowledged while the source is slow (a throttled download being copied,
             // Home Assistant still writing its stream) count at once, not when the next part
             // needs their slot or at the end.
-            let next = self.cancel.run(async {
-                tokio::select! {
-                    biased;
-                    joined = in_flight.parts.join_next(), if !in_flight.parts.is_empty() => {
-                        Next::Acknowledged(joined)
-                    }
-                    chunk = reader.chunks.recv() => Next::Chunk(chunk),
-                }
-            });
-            let chunk = match next.await? {
-                Next::Acknowledged(joined) => {
+            let chunk = tokio::select! {
+                biased;
+                () = self.cancel.cancelled() => return Err(StoreError::Cancelled),
+                joined = in_flight.parts.join_next(), if !in_flight.parts.is_empty() => {
                     in_flight.settle(joined)?;
                     continue;
                 }
-                Next::Chunk(None) => break,
-                Next::Chunk(Some(chunk)) => chunk,
+                chunk = reader.chunks.recv() => match chunk {
+                    Some(chunk) => chunk,
+                    None => break,
+                },
             };
             self.limited(chunk.len(), &mut fed).await?;
             let mut rest = &chunk[..];
@@ -286,12 +281,6 @@ impl Send<'_> {
 
 /// A part's task, ended: its length and what the store said.
 type Joined = Result<(usize, object_store::Result<()>), tokio::task::JoinError>;
-
-/// What the multipart loop waits for first.
-enum Next {
-    Chunk(Option<Bytes>),
-    Acknowledged(Option<Joined>),
-}
 
 /// The parts of a multipart upload on their way, and the bytes the store has acknowledged.
 struct InFlight<'a, 'b> {
